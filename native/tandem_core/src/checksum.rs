@@ -1,0 +1,128 @@
+//! The document checksum: a 64-bit hash that does not depend on the order in
+//! which objects or attributes were created, so that a client can compare its
+//! confirmed document with the server's after every batch.
+//!
+//! Algorithm (normative; PROTOCOL.md repeats it for other languages):
+//! - every object contributes `xxh64(0x01 ‖ id, seed 0)`;
+//! - every attribute contributes `xxh64(0x02 ‖ id ‖ 0x00 ‖ key ‖ 0x00 ‖ canonical_json(value), seed 0)`;
+//! - the checksum is the sum of all contributions modulo 2^64.
+//!
+//! Addition makes the hash order-independent and lets a diff update it in
+//! O(1): subtract the old contribution, add the new one. `canonical_json` is
+//! compact JSON with object keys sorted by their UTF-8 bytes, strings escaped
+//! as serde_json escapes them and numbers as serde_json prints them.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+use std::fmt;
+use std::io::{self, Write};
+use xxhash_rust::xxh64::Xxh64;
+
+/// A document checksum. On the wire: 16 lowercase hex digits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Checksum(pub u64);
+
+impl Checksum {
+    /// Adds a contribution (an object or attribute coming into the document).
+    pub fn add(&mut self, term: u64) {
+        self.0 = self.0.wrapping_add(term);
+    }
+
+    /// Removes a contribution (an object or attribute leaving the document).
+    pub fn sub(&mut self, term: u64) {
+        self.0 = self.0.wrapping_sub(term);
+    }
+
+    /// Parses the 16-hex-digit wire form.
+    pub fn parse(text: &str) -> Option<Checksum> {
+        if text.len() != 16 {
+            return None;
+        }
+        u64::from_str_radix(text, 16).ok().map(Checksum)
+    }
+}
+
+impl fmt::Display for Checksum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl Serialize for Checksum {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Checksum {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Checksum::parse(&text).ok_or_else(|| serde::de::Error::custom("checksum: 16 hex digits"))
+    }
+}
+
+/// The contribution of object `id` itself.
+pub fn object_term(id: &str) -> u64 {
+    let mut h = Xxh64::new(0);
+    h.update(&[0x01]);
+    h.update(id.as_bytes());
+    h.digest()
+}
+
+/// The contribution of attribute `key` = `value` of object `id`.
+pub fn attr_term(id: &str, key: &str, value: &Value) -> u64 {
+    let mut h = HashWriter(Xxh64::new(0));
+    h.0.update(&[0x02]);
+    h.0.update(id.as_bytes());
+    h.0.update(&[0x00]);
+    h.0.update(key.as_bytes());
+    h.0.update(&[0x00]);
+    write_canonical(&mut h, value).expect("hashing never fails");
+    h.0.digest()
+}
+
+/// Writes `value` as canonical JSON (see the module doc).
+pub fn write_canonical<W: Write>(out: &mut W, value: &Value) -> io::Result<()> {
+    match value {
+        Value::Array(items) => {
+            out.write_all(b"[")?;
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.write_all(b",")?;
+                }
+                write_canonical(out, item)?;
+            }
+            out.write_all(b"]")
+        }
+        Value::Object(map) => {
+            // Sorted explicitly: serde_json's map order depends on a feature flag.
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            out.write_all(b"{")?;
+            for (i, (k, v)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.write_all(b",")?;
+                }
+                serde_json::to_writer(&mut *out, k)?;
+                out.write_all(b":")?;
+                write_canonical(out, v)?;
+            }
+            out.write_all(b"}")
+        }
+        scalar => serde_json::to_writer(out, scalar).map_err(io::Error::other),
+    }
+}
+
+/// Lets serde_json stream straight into the hasher, with no buffer.
+struct HashWriter(Xxh64);
+
+impl Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

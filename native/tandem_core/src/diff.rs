@@ -1,0 +1,56 @@
+//! The only three ways a document changes. Their serde shape is the wire
+//! shape of DESIGN.md §3, for JSON and MessagePack alike.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// A stable object id (for example a UUID).
+pub type ObjectId = String;
+
+/// An object's attributes. Ordered, so that encodings are deterministic.
+pub type Attrs = BTreeMap<String, Value>;
+
+/// The reserved attribute naming an object's parent.
+pub const PARENT: &str = "parent";
+/// The reserved attribute ordering an object among its siblings.
+pub const Z: &str = "z";
+
+/// One change to a document.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Diff {
+    /// Create object `id` with `attrs`.
+    Add {
+        id: ObjectId,
+        #[serde(default)]
+        attrs: Attrs,
+    },
+    /// Delete object `id` and its whole subtree.
+    Remove { id: ObjectId },
+    /// Set attribute `key` of `id` to `value`; no value (or `null`) unsets it.
+    Set {
+        id: ObjectId,
+        key: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value: Option<Value>,
+    },
+}
+
+impl Diff {
+    /// The object this diff targets.
+    pub fn id(&self) -> &str {
+        match self {
+            Diff::Add { id, .. } | Diff::Remove { id } | Diff::Set { id, .. } => id,
+        }
+    }
+
+    /// Convenience constructor for a set.
+    pub fn set(id: impl Into<String>, key: impl Into<String>, value: Option<Value>) -> Diff {
+        Diff::Set {
+            id: id.into(),
+            key: key.into(),
+            value,
+        }
+    }
+}

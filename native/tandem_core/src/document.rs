@@ -1,0 +1,568 @@
+//! The document and the one function that changes it.
+//!
+//! [`Document::apply`] is server resolution and client application at once:
+//! it drops a diff that makes no sense, amends a `z` that collides with a
+//! sibling's, and otherwise applies the diff as is, returning what it applied
+//! and the inverse computed from the state it met. Because the server, every
+//! client and the simulator all call this same function, a resolved batch
+//! replayed anywhere produces the same document.
+
+use crate::checksum::{attr_term, object_term, Checksum};
+use crate::diff::{Attrs, Diff, ObjectId, PARENT, Z};
+use crate::limits::{Limits, ValueFault};
+use crate::zindex;
+use rustc_hash::FxHashMap;
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+use std::collections::BTreeSet;
+
+/// Why a diff was dropped. On the wire: the snake_case name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, thiserror::Error)]
+#[serde(rename_all = "snake_case")]
+pub enum DropReason {
+    #[error("the target object does not exist")]
+    MissingTarget,
+    #[error("an object with this id already exists")]
+    DuplicateAdd,
+    #[error("the parent object does not exist")]
+    MissingParent,
+    #[error("the parent would make the object its own ancestor")]
+    ParentCycle,
+    #[error("parent must be the id of an object (a string)")]
+    InvalidParent,
+    #[error("z must be a canonical fractional index (lowercase hex)")]
+    MalformedZ,
+    #[error("ids must be 1..limit bytes without NUL")]
+    InvalidId,
+    #[error("attribute keys must be 1..limit bytes without NUL")]
+    InvalidKey,
+    #[error("the value is larger than the limit")]
+    ValueTooLarge,
+    #[error("the value is nested deeper than the limit")]
+    ValueTooDeep,
+    #[error("the object would have more attributes than the limit")]
+    TooManyAttributes,
+    #[error("the document would have more objects than the limit")]
+    TooManyObjects,
+}
+
+/// What happened to one diff.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// Applied as sent.
+    Accepted,
+    /// Applied with a changed `z` (see [`Applied::diffs`]).
+    Amended,
+    /// Not applied.
+    Dropped(DropReason),
+}
+
+/// A diff as it was applied.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Applied {
+    /// What was applied: the diff itself, or its amended form (a reparent
+    /// that collides also yields a second diff setting the fresh `z`).
+    pub diffs: Vec<Diff>,
+    /// Applying these in order undoes `diffs`.
+    pub inverse: Vec<Diff>,
+    /// Whether `diffs` differ from the diff that came in.
+    pub amended: bool,
+}
+
+/// Key of the sibling group of root objects.
+const ROOT: &str = "";
+
+/// A flat map of objects plus the indices that keep resolution cheap.
+#[derive(Clone, Debug)]
+pub struct Document {
+    objects: FxHashMap<ObjectId, Attrs>,
+    /// Parent id (or [`ROOT`]) → its children ordered by (z, id); objects
+    /// without `z` use the empty string and sort first.
+    children: FxHashMap<String, BTreeSet<(String, ObjectId)>>,
+    checksum: Checksum,
+    limits: Limits,
+}
+
+impl Default for Document {
+    fn default() -> Self {
+        Document::new(Limits::default())
+    }
+}
+
+impl PartialEq for Document {
+    fn eq(&self, other: &Self) -> bool {
+        self.checksum == other.checksum && self.objects == other.objects
+    }
+}
+
+impl Eq for Document {}
+
+/// An error building a document from a snapshot.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("object {0:?} has a parent that does not exist")]
+    DanglingParent(ObjectId),
+    #[error("objects form a parent cycle")]
+    Cycle,
+    #[error("object {0:?} breaks the schema limits: {1}")]
+    Limits(ObjectId, DropReason),
+}
+
+impl Document {
+    /// An empty document enforcing `limits`.
+    pub fn new(limits: Limits) -> Document {
+        Document {
+            objects: FxHashMap::default(),
+            children: FxHashMap::default(),
+            checksum: Checksum::default(),
+            limits,
+        }
+    }
+
+    /// Builds a document from stored objects, checking that the tree is sound.
+    pub fn from_objects(
+        objects: impl IntoIterator<Item = (ObjectId, Attrs)>,
+        limits: Limits,
+    ) -> Result<Document, SnapshotError> {
+        let mut doc = Document::new(limits);
+        for (id, attrs) in objects {
+            if !Limits::name_ok(&id, doc.limits.max_id_bytes) {
+                return Err(SnapshotError::Limits(id, DropReason::InvalidId));
+            }
+            if let Err(reason) = doc.check_attrs(&attrs) {
+                return Err(SnapshotError::Limits(id, reason));
+            }
+            doc.checksum.add(object_term(&id));
+            for (k, v) in &attrs {
+                doc.checksum.add(attr_term(&id, k, v));
+            }
+            let key = sibling_key(&attrs);
+            doc.children
+                .entry(key.0.to_owned())
+                .or_default()
+                .insert((key.1.to_owned(), id.clone()));
+            doc.objects.insert(id, attrs);
+        }
+        for (id, attrs) in &doc.objects {
+            if let Some(p) = parent_of(attrs) {
+                if !doc.objects.contains_key(p) {
+                    return Err(SnapshotError::DanglingParent(id.clone()));
+                }
+            }
+        }
+        if doc.reachable_from_roots() != doc.objects.len() {
+            return Err(SnapshotError::Cycle);
+        }
+        Ok(doc)
+    }
+
+    fn reachable_from_roots(&self) -> usize {
+        let mut count = 0;
+        let mut stack: Vec<&str> = vec![ROOT];
+        while let Some(parent) = stack.pop() {
+            if let Some(kids) = self.children.get(parent) {
+                for (_, id) in kids {
+                    count += 1;
+                    stack.push(id);
+                }
+            }
+        }
+        count
+    }
+
+    /// The limits this document enforces.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The incrementally maintained checksum.
+    pub fn checksum(&self) -> Checksum {
+        self.checksum
+    }
+
+    /// The checksum recomputed from scratch (for verification and tests).
+    pub fn full_checksum(&self) -> Checksum {
+        let mut sum = Checksum::default();
+        for (id, attrs) in &self.objects {
+            sum.add(object_term(id));
+            for (k, v) in attrs {
+                sum.add(attr_term(id, k, v));
+            }
+        }
+        sum
+    }
+
+    /// Number of objects.
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    /// Whether the document has no objects.
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
+
+    /// The attributes of `id`.
+    pub fn get(&self, id: &str) -> Option<&Attrs> {
+        self.objects.get(id)
+    }
+
+    /// Every object, in no particular order.
+    pub fn objects(&self) -> impl Iterator<Item = (&ObjectId, &Attrs)> {
+        self.objects.iter()
+    }
+
+    /// The children of `parent` (roots for `None`) in sibling order.
+    pub fn children(&self, parent: Option<&str>) -> impl Iterator<Item = &str> {
+        self.children
+            .get(parent.unwrap_or(ROOT))
+            .into_iter()
+            .flat_map(|kids| kids.iter().map(|(_, id)| id.as_str()))
+    }
+
+    /// Applies a batch in order, dropping what does not apply. Returns the
+    /// outcome of each diff, what was applied, and the batch's inverse.
+    pub fn apply_batch(&mut self, diffs: Vec<Diff>) -> BatchResult {
+        let mut result = BatchResult::default();
+        let mut inverses = Vec::with_capacity(diffs.len());
+        for diff in diffs {
+            match self.apply(diff) {
+                Ok(applied) => {
+                    result.outcomes.push(if applied.amended {
+                        Outcome::Amended
+                    } else {
+                        Outcome::Accepted
+                    });
+                    result.applied.extend(applied.diffs);
+                    inverses.push(applied.inverse);
+                }
+                Err(reason) => result.outcomes.push(Outcome::Dropped(reason)),
+            }
+        }
+        result.inverse = inverses.into_iter().rev().flatten().collect();
+        result
+    }
+
+    /// Applies one diff with server resolution (see the module doc).
+    pub fn apply(&mut self, diff: Diff) -> Result<Applied, DropReason> {
+        match diff {
+            Diff::Add { id, attrs } => self.add(id, attrs),
+            Diff::Remove { id } => self.remove(id),
+            Diff::Set { id, key, value } => {
+                let value = value.filter(|v| !v.is_null());
+                match key.as_str() {
+                    PARENT => self.set_parent(id, value),
+                    Z => self.set_z(id, value),
+                    _ => self.set_plain(id, key, value),
+                }
+            }
+        }
+    }
+
+    fn check_attrs(&self, attrs: &Attrs) -> Result<(), DropReason> {
+        if attrs.len() > self.limits.max_attrs_per_object {
+            return Err(DropReason::TooManyAttributes);
+        }
+        for (k, v) in attrs {
+            self.check_attr(k, v)?;
+        }
+        if let Some(p) = attrs.get(PARENT) {
+            if !p.is_string() {
+                return Err(DropReason::InvalidParent);
+            }
+        }
+        if let Some(z) = attrs.get(Z) {
+            if !z.as_str().is_some_and(|z| zindex::parse(z).is_some()) {
+                return Err(DropReason::MalformedZ);
+            }
+        }
+        Ok(())
+    }
+
+    fn check_attr(&self, key: &str, value: &Value) -> Result<(), DropReason> {
+        if !Limits::name_ok(key, self.limits.max_key_bytes) {
+            return Err(DropReason::InvalidKey);
+        }
+        self.limits.check_value(value).map_err(|fault| match fault {
+            ValueFault::TooLarge => DropReason::ValueTooLarge,
+            ValueFault::TooDeep => DropReason::ValueTooDeep,
+        })
+    }
+
+    fn add(&mut self, id: ObjectId, mut attrs: Attrs) -> Result<Applied, DropReason> {
+        if !Limits::name_ok(&id, self.limits.max_id_bytes) {
+            return Err(DropReason::InvalidId);
+        }
+        if self.objects.contains_key(&id) {
+            return Err(DropReason::DuplicateAdd);
+        }
+        if self.objects.len() >= self.limits.max_objects {
+            return Err(DropReason::TooManyObjects);
+        }
+        attrs.retain(|_, v| !v.is_null());
+        self.check_attrs(&attrs)?;
+        if let Some(p) = parent_of(&attrs) {
+            if !self.objects.contains_key(p) {
+                return Err(DropReason::MissingParent);
+            }
+        }
+        let (parent, z) = sibling_key(&attrs);
+        let fresh_z = self.free_z(parent, z, &id);
+        let amended = fresh_z.is_some();
+        if let Some(fresh) = fresh_z {
+            attrs.insert(Z.to_owned(), Value::String(fresh));
+        }
+        self.insert_object(id.clone(), attrs.clone());
+        Ok(Applied {
+            diffs: vec![Diff::Add {
+                id: id.clone(),
+                attrs,
+            }],
+            inverse: vec![Diff::Remove { id }],
+            amended,
+        })
+    }
+
+    fn insert_object(&mut self, id: ObjectId, attrs: Attrs) {
+        self.checksum.add(object_term(&id));
+        for (k, v) in &attrs {
+            self.checksum.add(attr_term(&id, k, v));
+        }
+        let (parent, z) = sibling_key(&attrs);
+        self.children
+            .entry(parent.to_owned())
+            .or_default()
+            .insert((z.to_owned(), id.clone()));
+        self.objects.insert(id, attrs);
+    }
+
+    fn remove(&mut self, id: ObjectId) -> Result<Applied, DropReason> {
+        if !self.objects.contains_key(&id) {
+            return Err(DropReason::MissingTarget);
+        }
+        // Pre-order, so that the inverse re-adds every parent before its children.
+        let mut order = Vec::new();
+        let mut stack = vec![id.clone()];
+        while let Some(next) = stack.pop() {
+            if let Some(kids) = self.children.get(&next) {
+                stack.extend(kids.iter().rev().map(|(_, kid)| kid.clone()));
+            }
+            order.push(next);
+        }
+        let mut inverse = Vec::with_capacity(order.len());
+        for oid in order {
+            let attrs = self.objects.remove(&oid).expect("indexed objects exist");
+            self.checksum.sub(object_term(&oid));
+            for (k, v) in &attrs {
+                self.checksum.sub(attr_term(&oid, k, v));
+            }
+            let (parent, z) = sibling_key(&attrs);
+            self.unlink(parent, z, &oid);
+            self.children.remove(&oid);
+            inverse.push(Diff::Add { id: oid, attrs });
+        }
+        Ok(Applied {
+            diffs: vec![Diff::Remove { id }],
+            inverse,
+            amended: false,
+        })
+    }
+
+    fn unlink(&mut self, parent: &str, z: &str, id: &str) {
+        if let Some(kids) = self.children.get_mut(parent) {
+            kids.remove(&(z.to_owned(), id.to_owned()));
+            if kids.is_empty() {
+                self.children.remove(parent);
+            }
+        }
+    }
+
+    fn set_parent(&mut self, id: ObjectId, value: Option<Value>) -> Result<Applied, DropReason> {
+        let attrs = self.objects.get(&id).ok_or(DropReason::MissingTarget)?;
+        let new_parent = match &value {
+            None => None,
+            Some(Value::String(p)) => Some(p.as_str()),
+            Some(_) => return Err(DropReason::InvalidParent),
+        };
+        if let Some(p) = new_parent {
+            if !self.objects.contains_key(p) {
+                return Err(DropReason::MissingParent);
+            }
+            if self.is_self_or_descendant(p, &id) {
+                return Err(DropReason::ParentCycle);
+            }
+        }
+        let (old_parent, z) = sibling_key(attrs);
+        let (old_parent, z) = (old_parent.to_owned(), z.to_owned());
+        let target = new_parent.unwrap_or(ROOT).to_owned();
+        let fresh_z = self.free_z(&target, &z, &id);
+        let amended = fresh_z.is_some();
+        self.unlink(&old_parent, &z, &id);
+        let old_parent_value = self.put_attr(&id, PARENT, value.clone());
+        let mut diffs = vec![Diff::set(id.clone(), PARENT, value)];
+        let mut inverse = vec![Diff::set(id.clone(), PARENT, old_parent_value)];
+        if let Some(fresh) = &fresh_z {
+            let fresh = Some(Value::String(fresh.clone()));
+            let old_z = self.put_attr(&id, Z, fresh.clone());
+            diffs.push(Diff::set(id.clone(), Z, fresh));
+            inverse.insert(0, Diff::set(id.clone(), Z, old_z));
+        }
+        let new_z = fresh_z.unwrap_or(z);
+        self.children.entry(target).or_default().insert((new_z, id));
+        Ok(Applied {
+            diffs,
+            inverse,
+            amended,
+        })
+    }
+
+    fn set_z(&mut self, id: ObjectId, value: Option<Value>) -> Result<Applied, DropReason> {
+        let attrs = self.objects.get(&id).ok_or(DropReason::MissingTarget)?;
+        let wanted = match &value {
+            None => String::new(),
+            Some(Value::String(z)) if zindex::parse(z).is_some() => z.clone(),
+            Some(_) => return Err(DropReason::MalformedZ),
+        };
+        let (parent, old_z) = sibling_key(attrs);
+        let (parent, old_z) = (parent.to_owned(), old_z.to_owned());
+        self.unlink(&parent, &old_z, &id);
+        let fresh_z = self.free_z(&parent, &wanted, &id);
+        let amended = fresh_z.is_some();
+        let new_z = fresh_z.unwrap_or(wanted);
+        let value = (!new_z.is_empty()).then(|| Value::String(new_z.clone()));
+        let old = self.put_attr(&id, Z, value.clone());
+        self.children
+            .entry(parent)
+            .or_default()
+            .insert((new_z, id.clone()));
+        Ok(Applied {
+            diffs: vec![Diff::set(id.clone(), Z, value)],
+            inverse: vec![Diff::set(id, Z, old)],
+            amended,
+        })
+    }
+
+    fn set_plain(
+        &mut self,
+        id: ObjectId,
+        key: String,
+        value: Option<Value>,
+    ) -> Result<Applied, DropReason> {
+        let attrs = self.objects.get(&id).ok_or(DropReason::MissingTarget)?;
+        if let Some(v) = &value {
+            self.check_attr(&key, v)?;
+            if !attrs.contains_key(&key) && attrs.len() >= self.limits.max_attrs_per_object {
+                return Err(DropReason::TooManyAttributes);
+            }
+        } else if !Limits::name_ok(&key, self.limits.max_key_bytes) {
+            return Err(DropReason::InvalidKey);
+        }
+        let old = self.put_attr(&id, &key, value.clone());
+        Ok(Applied {
+            diffs: vec![Diff::Set {
+                id: id.clone(),
+                key: key.clone(),
+                value,
+            }],
+            inverse: vec![Diff::Set {
+                id,
+                key,
+                value: old,
+            }],
+            amended: false,
+        })
+    }
+
+    /// Replaces one attribute of an existing object, keeping the checksum
+    /// current; returns the old value. Indices are the caller's business.
+    fn put_attr(&mut self, id: &str, key: &str, value: Option<Value>) -> Option<Value> {
+        let attrs = self.objects.get_mut(id).expect("caller checked existence");
+        let old = match value {
+            Some(v) => {
+                self.checksum.add(attr_term(id, key, &v));
+                attrs.insert(key.to_owned(), v)
+            }
+            None => attrs.remove(key),
+        };
+        if let Some(o) = &old {
+            self.checksum.sub(attr_term(id, key, o));
+        }
+        old
+    }
+
+    /// Whether `candidate` is `id` or lies below it.
+    fn is_self_or_descendant(&self, candidate: &str, id: &str) -> bool {
+        let mut cur = Some(candidate);
+        let mut steps = 0;
+        while let Some(c) = cur {
+            if c == id || steps > self.objects.len() {
+                return true;
+            }
+            steps += 1;
+            cur = self.objects.get(c).and_then(parent_of);
+        }
+        false
+    }
+
+    /// When `z` is taken by another child of `parent`, a fresh index between
+    /// that sibling and the next one; `None` when `z` is free (or empty).
+    fn free_z(&self, parent: &str, z: &str, id: &str) -> Option<String> {
+        if z.is_empty() {
+            return None;
+        }
+        let kids = self.children.get(parent)?;
+        let mut from = kids.range((z.to_owned(), String::new())..);
+        let collides = from
+            .clone()
+            .take_while(|(kz, _)| kz == z)
+            .any(|(_, kid)| kid != id);
+        if !collides {
+            return None;
+        }
+        let next = from
+            .find(|(kz, _)| kz.as_str() > z)
+            .map(|(kz, _)| kz.as_str());
+        Some(zindex::between(z, next))
+    }
+}
+
+/// The outcome of [`Document::apply_batch`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BatchResult {
+    /// One outcome per diff that came in.
+    pub outcomes: Vec<Outcome>,
+    /// The diffs as applied, in order.
+    pub applied: Vec<Diff>,
+    /// Applying these in order undoes the whole batch.
+    pub inverse: Vec<Diff>,
+}
+
+fn parent_of(attrs: &Attrs) -> Option<&str> {
+    attrs.get(PARENT).and_then(Value::as_str)
+}
+
+/// (parent key, z) of an object's entry in the children index.
+fn sibling_key(attrs: &Attrs) -> (&str, &str) {
+    (
+        parent_of(attrs).unwrap_or(ROOT),
+        attrs.get(Z).and_then(Value::as_str).unwrap_or(""),
+    )
+}
+
+impl Serialize for Document {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.objects.len()))?;
+        for (id, attrs) in &self.objects {
+            map.serialize_entry(id, attrs)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Document {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let objects = FxHashMap::<ObjectId, Attrs>::deserialize(d)?;
+        Document::from_objects(objects, Limits::default()).map_err(serde::de::Error::custom)
+    }
+}

@@ -1,0 +1,226 @@
+//! A client's replica of a project: the confirmed document as of the server's
+//! sequence number, with the client's own pending batches applied on top
+//! optimistically, and the rebase that keeps the two consistent as server
+//! batches arrive (DESIGN.md §3).
+//!
+//! One document holds the local view. A rebase unwinds the pending batches
+//! with their inverses (newest first), which leaves exactly the confirmed
+//! document; applies the server's batches (checking each checksum there, on
+//! the confirmed state); drops the pending batches they acknowledge; and
+//! re-applies the rest, recording fresh inverses.
+
+use crate::checksum::Checksum;
+use crate::diff::Diff;
+use crate::document::{Document, Outcome};
+use crate::room::ServerBatch;
+use std::collections::VecDeque;
+
+/// A batch of the client's own that the server has not sequenced yet.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pending {
+    pub batch_id: u64,
+    /// The diffs to send (as first applied locally).
+    pub diffs: Vec<Diff>,
+    /// Undoes the batch as it is currently applied to the local view.
+    inverse: Vec<Diff>,
+}
+
+/// The result of a local edit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LocalEdit {
+    /// The pending batch to send, or `None` when nothing applied.
+    pub batch_id: Option<u64>,
+    pub outcomes: Vec<Outcome>,
+    /// Undoes the edit as applied now (what local undo sends).
+    pub inverse: Vec<Diff>,
+}
+
+/// A server batch whose checksum differs from the replica's confirmed state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mismatch {
+    pub seq: u64,
+    pub expected: Checksum,
+    pub actual: Checksum,
+}
+
+/// What receiving server batches did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Received {
+    /// Own batch ids the server sequenced in these batches.
+    pub acked: Vec<u64>,
+    /// Batches at or below the held seq, ignored (retransmits, races).
+    pub ignored: usize,
+    /// The first checksum mismatch: the replica must resync.
+    pub mismatch: Option<Mismatch>,
+}
+
+/// Server batches that do not follow the held seq: the replica must sync.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("expected seq {expected}, received {received}")]
+pub struct Gap {
+    pub expected: u64,
+    pub received: u64,
+}
+
+/// A client's replica.
+#[derive(Clone, Debug)]
+pub struct Replica {
+    client_id: String,
+    doc: Document,
+    seq: u64,
+    pending: VecDeque<Pending>,
+    next_batch_id: u64,
+}
+
+impl Replica {
+    /// A replica holding the server's `doc` at `seq`. Batch ids start at
+    /// `first_batch_id`, which must exceed any id this client_id used before.
+    pub fn new(client_id: impl Into<String>, seq: u64, doc: Document, first_batch_id: u64) -> Self {
+        Replica {
+            client_id: client_id.into(),
+            doc,
+            seq,
+            pending: VecDeque::new(),
+            next_batch_id: first_batch_id,
+        }
+    }
+
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// The local view: confirmed state plus pending edits.
+    pub fn document(&self) -> &Document {
+        &self.doc
+    }
+
+    /// The server sequence number the confirmed state is at.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Pending batches, oldest first (resend them in this order).
+    pub fn pending(&self) -> impl ExactSizeIterator<Item = &Pending> {
+        self.pending.iter()
+    }
+
+    /// Applies a local operation optimistically and queues it for sending.
+    pub fn edit(&mut self, diffs: Vec<Diff>) -> LocalEdit {
+        let result = self.doc.apply_batch(diffs);
+        if result.applied.is_empty() {
+            return LocalEdit {
+                batch_id: None,
+                outcomes: result.outcomes,
+                inverse: Vec::new(),
+            };
+        }
+        let batch_id = self.next_batch_id;
+        self.next_batch_id += 1;
+        self.pending.push_back(Pending {
+            batch_id,
+            diffs: result.applied,
+            inverse: result.inverse.clone(),
+        });
+        LocalEdit {
+            batch_id: Some(batch_id),
+            outcomes: result.outcomes,
+            inverse: result.inverse,
+        }
+    }
+
+    /// Rebases over server batches (in seq order; ones at or below the held
+    /// seq are ignored). On a gap nothing changes and the caller must sync.
+    pub fn receive<'a>(
+        &mut self,
+        batches: impl IntoIterator<Item = &'a ServerBatch>,
+    ) -> Result<Received, Gap> {
+        let mut received = Received::default();
+        let mut fresh = Vec::new();
+        for batch in batches {
+            if batch.seq <= self.seq {
+                received.ignored += 1;
+                continue;
+            }
+            let expected = self.seq + 1 + fresh.len() as u64;
+            if batch.seq != expected {
+                return Err(Gap {
+                    expected,
+                    received: batch.seq,
+                });
+            }
+            fresh.push(batch);
+        }
+        if fresh.is_empty() {
+            return Ok(received);
+        }
+        self.unwind();
+        for batch in fresh {
+            self.doc.apply_batch(batch.diffs.clone());
+            self.seq = batch.seq;
+            if received.mismatch.is_none() && self.doc.checksum() != batch.checksum {
+                received.mismatch = Some(Mismatch {
+                    seq: batch.seq,
+                    expected: batch.checksum,
+                    actual: self.doc.checksum(),
+                });
+            }
+            if batch.client_id == self.client_id {
+                self.pending.retain(|p| p.batch_id > batch.batch_id);
+                received.acked.push(batch.batch_id);
+            }
+        }
+        self.reapply();
+        Ok(received)
+    }
+
+    /// The server answered `batch_id` with seq `acked_seq` (possibly a
+    /// retry's answer). When the confirmed state already includes that seq
+    /// the batch's broadcast will never come again, so it leaves the queue.
+    pub fn acknowledged(&mut self, batch_id: u64, acked_seq: u64) {
+        if acked_seq <= self.seq {
+            self.forget(|p| p.batch_id <= batch_id);
+        }
+    }
+
+    /// The server refused `batch_id` as a whole: drop it from the local view.
+    pub fn rejected(&mut self, batch_id: u64) {
+        self.forget(|p| p.batch_id == batch_id);
+    }
+
+    /// Replaces the confirmed state with a server snapshot (resync), keeping
+    /// pending edits on top. Pending batches the snapshot already includes
+    /// are then answered as duplicates and leave through
+    /// [`Replica::acknowledged`].
+    pub fn reset(&mut self, seq: u64, doc: Document) {
+        self.doc = doc;
+        self.seq = seq;
+        self.reapply();
+    }
+
+    fn forget(&mut self, gone: impl Fn(&Pending) -> bool) {
+        if !self.pending.iter().any(&gone) {
+            return;
+        }
+        self.unwind();
+        self.pending.retain(|p| !gone(p));
+        self.reapply();
+    }
+
+    fn unwind(&mut self) {
+        if cfg!(feature = "broken-rebase") {
+            return;
+        }
+        for pending in self.pending.iter().rev() {
+            for diff in &pending.inverse {
+                let undone = self.doc.apply(diff.clone());
+                debug_assert!(undone.is_ok(), "an inverse always applies: {undone:?}");
+            }
+        }
+    }
+
+    fn reapply(&mut self) {
+        for pending in self.pending.iter_mut() {
+            pending.inverse = self.doc.apply_batch(pending.diffs.clone()).inverse;
+        }
+    }
+}
