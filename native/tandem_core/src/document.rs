@@ -273,7 +273,7 @@ impl Document {
             }
         }
         if let Some(z) = attrs.get(Z) {
-            if !z.as_str().is_some_and(|z| zindex::parse(z).is_some()) {
+            if z.as_str().is_none_or(|z| zindex::parse(z).is_none()) {
                 return Err(DropReason::MalformedZ);
             }
         }
