@@ -60,6 +60,18 @@ pub struct JournalEntry {
     pub ack: Ack,
 }
 
+impl JournalEntry {
+    /// Encodes an entry from its parts without cloning them (MessagePack).
+    pub fn encode(batch: &ServerBatch, ack: &Ack) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct Borrowed<'a> {
+            batch: &'a ServerBatch,
+            ack: &'a Ack,
+        }
+        crate::codec::to_msgpack(&Borrowed { batch, ack })
+    }
+}
+
 /// A batch refused as a whole (nothing applied, no sequence number used).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
@@ -281,6 +293,16 @@ impl Room {
             snapshot,
             batches,
         }
+    }
+
+    /// The document's checksum right after batch `seq`, while the log holds it.
+    pub fn checksum_at(&self, seq: u64) -> Option<Checksum> {
+        if seq == self.seq {
+            return Some(self.doc.checksum());
+        }
+        let first = self.log.front()?.seq;
+        let index = usize::try_from(seq.checked_sub(first)?).ok()?;
+        self.log.get(index).map(|b| b.checksum)
     }
 
     /// Re-applies a journaled batch on recovery. Entries at or below the
