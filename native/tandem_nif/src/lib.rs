@@ -201,7 +201,7 @@ fn room_verify<'a>(env: Env<'a>, room: RoomRef, seq: u64, checksum: &str) -> Nif
 fn room_info<'a>(env: Env<'a>, room: RoomRef) -> NifResult<Term<'a>> {
     let room = room.lock()?;
     let doc = room.document();
-    Ok(Term::map_from_pairs(
+    Term::map_from_pairs(
         env,
         &[
             (atoms::seq().encode(env), room.seq().encode(env)),
@@ -211,7 +211,7 @@ fn room_info<'a>(env: Env<'a>, room: RoomRef) -> NifResult<Term<'a>> {
             ),
             (atoms::objects().encode(env), doc.len().encode(env)),
         ],
-    )?)
+    )
 }
 
 /// The protocol versions this build accepts: `{min, max}`.
