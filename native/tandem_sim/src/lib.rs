@@ -1,0 +1,5 @@
+//! The fuzzy tester (`tandem-fuzz`): real Tandem clients, random edits and
+//! injected faults, driven by one seeded PRNG, ending in a convergence verdict.
+
+pub mod server;
+pub mod workload;

@@ -1,0 +1,339 @@
+//! The simulated server: the Phoenix Channels frames of the `project:ID`
+//! topic (PROTOCOL.md) in front of the very [`Room`] the NIF runs, with the
+//! durability rule of the real one — a batch is journaled before it is
+//! acknowledged or broadcast — and a restart that keeps only what was durable
+//! (snapshot + journal, through the same `snapshot`/`restore`/`replay` code
+//! the BEAM uses on recovery).
+//!
+//! Only the frame handling is re-stated here; every decision about diffs,
+//! sequence numbers and retries is `tandem_core`'s.
+
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use tandem_core::codec;
+use tandem_core::room::{IncomingBatch, JournalEntry, LogBounds, Submitted};
+use tandem_core::{Checksum, Limits, Room};
+
+/// A connection id, unique for the life of the simulation.
+pub type ConnId = u64;
+
+/// What the server wants sent on a connection.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outgoing {
+    pub conn: ConnId,
+    pub frame: String,
+}
+
+/// A batch made durable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Durable {
+    pub seq: u64,
+    pub client_id: String,
+    pub batch_id: u64,
+}
+
+struct Member {
+    join_ref: Value,
+    topic: String,
+    client_id: String,
+    user_id: String,
+}
+
+/// A reply held back until the batch it answers is durable.
+struct Held {
+    conn: ConnId,
+    join_ref: Value,
+    ref_: Value,
+    topic: String,
+    response: Value,
+    broadcast: Option<String>,
+}
+
+/// The simulated server of one project.
+pub struct SimServer {
+    room: Room,
+    project: String,
+    members: BTreeMap<ConnId, Member>,
+    /// Journal entries on "disk", and the last snapshot.
+    journal: Vec<Vec<u8>>,
+    snapshot: Option<Vec<u8>>,
+    /// Sequenced but not yet durable: their replies wait for `commit`.
+    held: Vec<Held>,
+    unjournaled: Vec<(Durable, Vec<u8>)>,
+    /// seq → (client_id, batch_id) of every batch ever made durable.
+    history: BTreeMap<u64, Durable>,
+    pub snapshot_every: usize,
+    pub restarts: u64,
+}
+
+fn bounds() -> LogBounds {
+    // Small, so that catch-up by snapshot is exercised as well as by log.
+    LogBounds {
+        max_batches: 64,
+        max_diffs: 2_000,
+    }
+}
+
+impl SimServer {
+    pub fn new(project: &str) -> SimServer {
+        SimServer {
+            room: Room::new(Limits::default(), bounds()),
+            project: format!("project:{project}"),
+            members: BTreeMap::new(),
+            journal: Vec::new(),
+            snapshot: None,
+            held: Vec::new(),
+            unjournaled: Vec::new(),
+            history: BTreeMap::new(),
+            snapshot_every: 50,
+            restarts: 0,
+        }
+    }
+
+    pub fn room(&self) -> &Room {
+        &self.room
+    }
+
+    /// seq → (client_id, batch_id) of every batch ever made durable.
+    pub fn history(&self) -> &BTreeMap<u64, Durable> {
+        &self.history
+    }
+
+    /// Whether replies are waiting for a commit.
+    pub fn has_uncommitted(&self) -> bool {
+        !self.held.is_empty()
+    }
+
+    /// The connection closed: forget its channel.
+    pub fn disconnected(&mut self, conn: ConnId) {
+        self.members.remove(&conn);
+        self.held.retain(|h| h.conn != conn);
+    }
+
+    /// Makes everything sequenced durable, then releases its replies and
+    /// broadcasts in seq order.
+    pub fn commit(&mut self) -> Vec<Outgoing> {
+        for (durable, entry) in self.unjournaled.drain(..) {
+            self.history.insert(durable.seq, durable);
+            self.journal.push(entry);
+        }
+        if self.journal.len() >= self.snapshot_every {
+            self.snapshot = Some(self.room.snapshot());
+            self.journal.clear();
+        }
+        let mut out = Vec::new();
+        for held in std::mem::take(&mut self.held) {
+            if let Some(batch) = &held.broadcast {
+                out.extend(self.broadcast(batch));
+            }
+            out.push(Outgoing {
+                conn: held.conn,
+                frame: reply(&held.join_ref, &held.ref_, &held.topic, "ok", held.response),
+            });
+        }
+        out
+    }
+
+    /// A crash and restart: whatever was not durable is gone, every
+    /// connection drops, and the room comes back from snapshot + journal.
+    pub fn restart(&mut self) {
+        self.restarts += 1;
+        self.members.clear();
+        self.held.clear();
+        self.unjournaled.clear();
+        let mut room = match &self.snapshot {
+            Some(bytes) => Room::restore(bytes, Limits::default(), bounds()).expect("own snapshot"),
+            None => Room::new(Limits::default(), bounds()),
+        };
+        for entry in &self.journal {
+            let entry: JournalEntry = codec::from_msgpack(entry).expect("own journal");
+            room.replay(entry).expect("journal replays");
+        }
+        self.room = room;
+    }
+
+    /// Handles one text frame from `conn`.
+    pub fn receive(&mut self, conn: ConnId, frame: &str) -> Vec<Outgoing> {
+        let Ok(Value::Array(parts)) = serde_json::from_str::<Value>(frame) else {
+            return Vec::new();
+        };
+        let [join_ref, ref_, topic, event, payload]: [Value; 5] = match parts.try_into() {
+            Ok(parts) => parts,
+            Err(_) => return Vec::new(),
+        };
+        let topic = topic.as_str().unwrap_or_default().to_owned();
+        let event = event.as_str().unwrap_or_default();
+        let respond = |status: &str, response: Value| {
+            vec![Outgoing {
+                conn,
+                frame: reply(&join_ref, &ref_, &topic, status, response),
+            }]
+        };
+        if topic == "phoenix" && event == "heartbeat" {
+            return respond("ok", json!({}));
+        }
+        if topic != self.project {
+            return respond("error", json!({"reason": "unmatched topic"}));
+        }
+        match event {
+            "phx_join" => self.join(conn, join_ref.clone(), &topic, &payload, respond),
+            "phx_leave" => {
+                self.members.remove(&conn);
+                respond("ok", json!({}))
+            }
+            _ => {
+                let Some(member) = self.members.get(&conn).filter(|m| m.join_ref == join_ref)
+                else {
+                    return Vec::new(); // stale join_ref: dropped, as Phoenix does
+                };
+                let (client_id, user_id) = (member.client_id.clone(), member.user_id.clone());
+                match event {
+                    "diffs" => {
+                        self.diffs(conn, join_ref, ref_, topic, &client_id, &user_id, payload)
+                    }
+                    "sync" => {
+                        let since = payload.get("since").and_then(Value::as_u64);
+                        respond("ok", catch_up(&self.room, since))
+                    }
+                    "verify" => respond("ok", self.verify(&payload)),
+                    _ => respond("error", json!({"reason": "unknown_event"})),
+                }
+            }
+        }
+    }
+
+    fn join(
+        &mut self,
+        conn: ConnId,
+        join_ref: Value,
+        topic: &str,
+        payload: &Value,
+        respond: impl Fn(&str, Value) -> Vec<Outgoing>,
+    ) -> Vec<Outgoing> {
+        let protocol = payload.get("protocol").and_then(Value::as_u64).unwrap_or(0);
+        if !tandem_core::protocol_supported(protocol as u32) {
+            return respond("error", json!({"reason": "unsupported_protocol"}));
+        }
+        let Some(client_id) = payload.get("client_id").and_then(Value::as_str) else {
+            return respond("error", json!({"reason": "invalid_client_id"}));
+        };
+        let since = payload.get("last_seq").and_then(Value::as_u64);
+        self.members.insert(
+            conn,
+            Member {
+                join_ref,
+                topic: topic.to_owned(),
+                client_id: client_id.to_owned(),
+                user_id: format!("user-{client_id}"),
+            },
+        );
+        respond("ok", catch_up(&self.room, since))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn diffs(
+        &mut self,
+        conn: ConnId,
+        join_ref: Value,
+        ref_: Value,
+        topic: String,
+        client_id: &str,
+        user_id: &str,
+        payload: Value,
+    ) -> Vec<Outgoing> {
+        let batch: IncomingBatch = match serde_json::from_value(payload) {
+            Ok(batch) => batch,
+            Err(e) => {
+                let response = json!({"reason": "malformed", "message": e.to_string()});
+                return vec![Outgoing {
+                    conn,
+                    frame: reply(&join_ref, &ref_, &topic, "error", response),
+                }];
+            }
+        };
+        let (response, broadcast) = match self.room.submit(client_id, user_id, batch) {
+            Ok(Submitted::Accepted { ack, batch }) => {
+                let durable = Durable {
+                    seq: batch.seq,
+                    client_id: batch.client_id.clone(),
+                    batch_id: batch.batch_id,
+                };
+                self.unjournaled
+                    .push((durable, JournalEntry::encode(&batch, &ack)));
+                let frame = frame(
+                    &Value::Null,
+                    &Value::Null,
+                    &topic,
+                    "batch",
+                    &json!(batch.as_ref()),
+                );
+                (json!(ack), Some(frame))
+            }
+            Ok(Submitted::Duplicate(ack)) => (json!(ack), None),
+            Err(rejection) => {
+                let response =
+                    json!({"reason": rejection.reason(), "message": rejection.to_string()});
+                return vec![Outgoing {
+                    conn,
+                    frame: reply(&join_ref, &ref_, &topic, "error", response),
+                }];
+            }
+        };
+        // Duplicates wait too: their original may not be durable yet.
+        self.held.push(Held {
+            conn,
+            join_ref,
+            ref_,
+            topic,
+            response,
+            broadcast,
+        });
+        Vec::new()
+    }
+
+    fn verify(&self, payload: &Value) -> Value {
+        let seq = payload
+            .get("seq")
+            .and_then(Value::as_u64)
+            .unwrap_or(u64::MAX);
+        let claimed = payload
+            .get("checksum")
+            .and_then(Value::as_str)
+            .and_then(Checksum::parse);
+        if claimed.is_some() && self.room.checksum_at(seq) == claimed {
+            return json!({"ok": true});
+        }
+        let mut reply = catch_up(&self.room, None);
+        reply["ok"] = json!(false);
+        reply
+    }
+
+    fn broadcast(&self, frame: &str) -> Vec<Outgoing> {
+        self.members
+            .iter()
+            .filter(|(_, m)| m.topic == self.project)
+            .map(|(&conn, _)| Outgoing {
+                conn,
+                frame: frame.to_owned(),
+            })
+            .collect()
+    }
+}
+
+fn catch_up(room: &Room, since: Option<u64>) -> Value {
+    serde_json::to_value(room.catch_up(since)).expect("catch-up encodes")
+}
+
+fn frame(join_ref: &Value, ref_: &Value, topic: &str, event: &str, payload: &Value) -> String {
+    json!([join_ref, ref_, topic, event, payload]).to_string()
+}
+
+fn reply(join_ref: &Value, ref_: &Value, topic: &str, status: &str, response: Value) -> String {
+    frame(
+        join_ref,
+        ref_,
+        topic,
+        "phx_reply",
+        &json!({"status": status, "response": response}),
+    )
+}

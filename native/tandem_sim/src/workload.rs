@@ -1,0 +1,113 @@
+//! Random user operations, drawn from the seeded PRNG against a client's
+//! current local view, so that edits collide the way people's do: the same
+//! objects, the same z slots, subtrees others are deleting.
+
+use rand::RngExt;
+use rand_chacha::ChaCha8Rng;
+use serde_json::{json, Value};
+use tandem_core::diff::{PARENT, Z};
+use tandem_core::{zindex, Attrs, Diff, Document};
+
+/// One thing a simulated user does.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Operation {
+    Edit(Vec<Diff>),
+    Undo,
+    Redo,
+}
+
+const KEYS: [&str; 5] = ["name", "color", "x", "y", "w"];
+
+/// Draws the next operation of user `who` (its `serial`-th) against `view`.
+pub fn next_operation(rng: &mut ChaCha8Rng, view: &Document, who: usize, serial: u64) -> Operation {
+    let ids: Vec<&str> = {
+        let mut ids: Vec<&str> = view.objects().map(|(id, _)| id.as_str()).collect();
+        ids.sort_unstable(); // HashMap order is not seeded: sort for determinism
+        ids
+    };
+    let pick = |rng: &mut ChaCha8Rng| ids[rng.random_range(0..ids.len())].to_owned();
+    let roll = rng.random_range(0..100);
+    if ids.is_empty() || roll < 25 {
+        let parent = (!ids.is_empty() && rng.random_bool(0.4)).then(|| pick(rng));
+        return Operation::Edit(vec![add(rng, view, parent, format!("o{who}-{serial}"))]);
+    }
+    match roll {
+        25..=34 => Operation::Edit(vec![Diff::Remove { id: pick(rng) }]),
+        35..=59 => {
+            let key = KEYS[rng.random_range(0..KEYS.len())];
+            let value = (!rng.random_bool(0.05)).then(|| random_value(rng));
+            Operation::Edit(vec![Diff::set(pick(rng), key, value)])
+        }
+        60..=69 => {
+            let parent = (!rng.random_bool(0.2)).then(|| json!(pick(rng)));
+            Operation::Edit(vec![Diff::set(pick(rng), PARENT, parent)])
+        }
+        70..=81 => {
+            let id = pick(rng);
+            Operation::Edit(vec![Diff::set(
+                id.clone(),
+                Z,
+                Some(json!(z_near_sibling(rng, view, &id))),
+            )])
+        }
+        82..=86 => {
+            // A group: a new parent and a child in one batch.
+            let parent = format!("g{who}-{serial}");
+            let child = add(rng, view, Some(parent.clone()), format!("c{who}-{serial}"));
+            Operation::Edit(vec![add(rng, view, None, parent), child])
+        }
+        87..=94 => Operation::Undo,
+        _ => Operation::Redo,
+    }
+}
+
+fn add(rng: &mut ChaCha8Rng, view: &Document, parent: Option<String>, id: String) -> Diff {
+    let mut attrs = Attrs::new();
+    attrs.insert("name".into(), json!(format!("layer {id}")));
+    attrs.insert("color".into(), random_value(rng));
+    let siblings: Vec<&str> = view.children(parent.as_deref()).collect();
+    let z = match siblings.last() {
+        // Often the very z of an existing sibling, to force amendments.
+        Some(last) if rng.random_bool(0.5) => {
+            sibling_z(view, siblings[rng.random_range(0..siblings.len())])
+                .or_else(|| sibling_z(view, last))
+        }
+        Some(last) => sibling_z(view, last).and_then(|z| zindex::after(&z)),
+        None => Some(zindex::first()),
+    };
+    if let Some(z) = z {
+        attrs.insert(Z.into(), json!(z));
+    }
+    if let Some(p) = parent {
+        attrs.insert(PARENT.into(), json!(p));
+    }
+    Diff::Add { id, attrs }
+}
+
+fn sibling_z(view: &Document, id: &str) -> Option<String> {
+    view.get(id)?.get(Z)?.as_str().map(str::to_owned)
+}
+
+/// A z that collides with a sibling's, or lands just before or after one.
+fn z_near_sibling(rng: &mut ChaCha8Rng, view: &Document, id: &str) -> String {
+    let parent = view
+        .get(id)
+        .and_then(|a| a.get(PARENT))
+        .and_then(Value::as_str);
+    let siblings: Vec<&str> = view.children(parent).collect();
+    let other = siblings[rng.random_range(0..siblings.len())];
+    let base = sibling_z(view, other).unwrap_or_else(zindex::first);
+    match rng.random_range(0..3) {
+        0 => base,
+        1 => zindex::after(&base).unwrap_or(base),
+        _ => zindex::before(&base).unwrap_or(base),
+    }
+}
+
+fn random_value(rng: &mut ChaCha8Rng) -> Value {
+    match rng.random_range(0..3) {
+        0 => json!(rng.random_range(0..1000)),
+        1 => json!(format!("#{:06x}", rng.random_range(0..0xffffff))),
+        _ => json!({"r": rng.random_range(0..256), "g": rng.random_range(0..256)}),
+    }
+}
