@@ -1,5 +1,6 @@
 //! The fuzzy tester (`tandem-fuzz`): real Tandem clients, random edits and
 //! injected faults, driven by one seeded PRNG, ending in a convergence verdict.
 
+pub mod proxy;
 pub mod server;
 pub mod workload;
