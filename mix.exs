@@ -1,6 +1,7 @@
 # Hex is unreachable here: every dependency comes from Debian's Erlang packages
 # (on the code path below) or from our own Cargo workspace.
 Code.prepend_path("/usr/lib/yaws-2.1.1/ebin")
+Code.require_file("mix/compile_cargo.exs", __DIR__)
 
 defmodule Tandem.MixProject do
   use Mix.Project
@@ -12,6 +13,7 @@ defmodule Tandem.MixProject do
       elixir: "~> 1.14",
       elixirc_paths: elixirc_paths(Mix.env()),
       start_permanent: Mix.env() == :prod,
+      compilers: [:cargo | Mix.compilers()],
       deps: [],
       aliases: aliases()
     ]
@@ -20,7 +22,7 @@ defmodule Tandem.MixProject do
   def application do
     [
       mod: {Tandem.Application, []},
-      extra_applications: [:logger, :crypto, :inets, :ssl]
+      extra_applications: [:logger, :crypto, :sqlite3]
     ]
   end
 

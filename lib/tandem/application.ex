@@ -1,13 +1,20 @@
 defmodule Tandem.Application do
   @moduledoc """
-  The OTP application: rooms and storage first, then the transport, so that
-  no client can connect before the rooms it would talk to can start.
+  The OTP application: storage, pub/sub and rooms first, then the transport,
+  so that no client can connect before the rooms it would talk to can start,
+  and so that on shutdown the transport stops first and rooms can still
+  flush and snapshot.
   """
   use Application
 
   @impl true
   def start(_type, _args) do
-    children = []
+    children = [
+      Tandem.Store.impl(),
+      Tandem.PubSub,
+      Tandem.Rooms
+    ]
+
     Supervisor.start_link(children, strategy: :one_for_one, name: Tandem.Supervisor)
   end
 end

@@ -158,12 +158,15 @@ fn room_submit_dirty<'a>(
 
 /// Re-applies a journal entry on recovery: `:ok` or `{:error, message}`.
 #[rustler::nif(schedule = "DirtyCpu")]
-fn room_replay(room: RoomRef, entry: Binary) -> NifResult<Result<(), String>> {
-    let entry: JournalEntry = match codec::from_msgpack(entry.as_slice()) {
-        Ok(entry) => entry,
-        Err(e) => return Ok(Err(format!("unreadable journal entry: {e}"))),
+fn room_replay<'a>(env: Env<'a>, room: RoomRef, entry: Binary) -> NifResult<Term<'a>> {
+    let outcome = match codec::from_msgpack::<JournalEntry>(entry.as_slice()) {
+        Ok(entry) => room.lock()?.replay(entry).map_err(|e| e.to_string()),
+        Err(e) => Err(format!("unreadable journal entry: {e}")),
     };
-    Ok(room.lock()?.replay(entry).map_err(|e| e.to_string()))
+    Ok(match outcome {
+        Ok(()) => atoms::ok().encode(env),
+        Err(message) => (atoms::error(), message).encode(env),
+    })
 }
 
 /// The join/sync reply for a client holding `last_seq` (`nil` for none):

@@ -1,0 +1,67 @@
+defmodule Tandem.Rooms do
+  @moduledoc """
+  Finds a project's room, starting it on first use: rooms live under a
+  `DynamicSupervisor` and are named through a `Registry`, so at most one
+  `Tandem.Room` runs per project on this node.
+
+  A call that races with a room stopping (idle stop, crash) is retried once
+  against a fresh room, so callers never see the room's lifecycle.
+  """
+
+  @registry Tandem.Rooms.Registry
+  @supervisor Tandem.Rooms.Supervisor
+
+  @doc false
+  def child_spec(_opts) do
+    children = [
+      {Registry, keys: :unique, name: @registry},
+      {DynamicSupervisor, name: @supervisor, strategy: :one_for_one, max_restarts: 1_000}
+    ]
+
+    %{
+      id: __MODULE__,
+      type: :supervisor,
+      start: {Supervisor, :start_link, [children, [strategy: :one_for_all]]}
+    }
+  end
+
+  @doc "The name a room registers under."
+  def via(project_id), do: {:via, Registry, {@registry, project_id}}
+
+  @doc "The running room of `project_id`, if any."
+  @spec whereis(String.t()) :: pid() | nil
+  def whereis(project_id) do
+    case Registry.lookup(@registry, project_id) do
+      [{pid, _}] -> pid
+      [] -> nil
+    end
+  end
+
+  @doc "How many rooms run on this node."
+  @spec count() :: non_neg_integer()
+  def count, do: Registry.count(@registry)
+
+  @doc "Calls the room of `project_id`, starting it when needed."
+  @spec call(String.t(), term(), timeout()) :: term()
+  def call(project_id, request, timeout \\ 30_000), do: call(project_id, request, timeout, 2)
+
+  defp call(project_id, request, timeout, attempts) do
+    GenServer.call(ensure_started(project_id), request, timeout)
+  catch
+    :exit, {reason, _} when attempts > 1 and reason in [:noproc, :normal, :shutdown] ->
+      call(project_id, request, timeout, attempts - 1)
+  end
+
+  defp ensure_started(project_id) do
+    case whereis(project_id) do
+      nil ->
+        case DynamicSupervisor.start_child(@supervisor, {Tandem.Room, project_id}) do
+          {:ok, pid} -> pid
+          {:error, {:already_started, pid}} -> pid
+        end
+
+      pid ->
+        pid
+    end
+  end
+end
