@@ -22,7 +22,7 @@ defmodule Tandem.MixProject do
   def application do
     [
       mod: {Tandem.Application, []},
-      extra_applications: [:logger, :crypto, :sqlite3]
+      extra_applications: [:logger, :crypto, :sqlite3, :jiffy]
     ]
   end
 

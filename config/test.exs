@@ -1,3 +1,15 @@
 import Config
 
 config :logger, level: :warning
+
+# A fresh store per test run (the VM's OS pid keeps concurrent runs apart).
+config :tandem,
+  data_dir: Path.join(System.tmp_dir!(), "tandem-test-#{System.pid()}"),
+  room: [
+    snapshot_every: 1_000,
+    snapshot_interval_ms: 60_000,
+    idle_timeout_ms: 200,
+    max_log_batches: 50,
+    max_log_diffs: 0,
+    dirty_payload_bytes: 65_536
+  ]
