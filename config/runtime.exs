@@ -2,3 +2,17 @@ import Config
 
 if port = System.get_env("PORT"), do: config(:tandem, port: String.to_integer(port))
 if dir = System.get_env("DATA_DIR"), do: config(:tandem, data_dir: dir)
+
+# Room tuning (see config.exs for what each knob means).
+room_env = [
+  snapshot_every: "ROOM_SNAPSHOT_EVERY",
+  idle_timeout_ms: "ROOM_IDLE_TIMEOUT_MS",
+  max_log_batches: "ROOM_LOG_BATCHES"
+]
+
+room_overrides =
+  for {key, var} <- room_env, value = System.get_env(var), do: {key, String.to_integer(value)}
+
+if room_overrides != [] do
+  config :tandem, room: Keyword.merge(Application.get_env(:tandem, :room, []), room_overrides)
+end
