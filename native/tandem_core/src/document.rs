@@ -406,7 +406,8 @@ impl Document {
             let fresh = Some(Value::String(fresh.clone()));
             let old_z = self.put_attr(&id, Z, fresh.clone());
             diffs.push(Diff::set(id.clone(), Z, fresh));
-            inverse.insert(0, Diff::set(id.clone(), Z, old_z));
+            // Back to the old parent first, where the old z is still free.
+            inverse.push(Diff::set(id.clone(), Z, old_z));
         }
         let new_z = fresh_z.unwrap_or(z);
         self.children.entry(target).or_default().insert((new_z, id));

@@ -1,0 +1,401 @@
+//! Behaviour of the diff engine, one rule per test.
+
+use serde_json::{json, Value};
+use tandem_core::room::{IncomingBatch, JournalEntry, LogBounds, ReplayError, Submitted};
+use tandem_core::{Attrs, Diff, Document, DropReason, Limits, Outcome, Rejection, Replica, Room};
+
+fn attrs(pairs: &[(&str, Value)]) -> Attrs {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
+fn add(id: &str, pairs: &[(&str, Value)]) -> Diff {
+    Diff::Add {
+        id: id.into(),
+        attrs: attrs(pairs),
+    }
+}
+
+fn z(doc: &Document, id: &str) -> String {
+    doc.get(id).unwrap()["z"].as_str().unwrap().to_owned()
+}
+
+fn dropped(doc: &mut Document, diff: Diff) -> DropReason {
+    doc.apply(diff).expect_err("the diff should be dropped")
+}
+
+#[test]
+fn nonsense_is_dropped_with_its_reason() {
+    let mut doc = Document::default();
+    doc.apply(add("a", &[])).unwrap();
+    doc.apply(add("b", &[("parent", json!("a"))])).unwrap();
+    let before = doc.clone();
+
+    assert_eq!(dropped(&mut doc, add("a", &[])), DropReason::DuplicateAdd);
+    assert_eq!(
+        dropped(&mut doc, Diff::Remove { id: "x".into() }),
+        DropReason::MissingTarget
+    );
+    assert_eq!(
+        dropped(&mut doc, Diff::set("x", "k", Some(json!(1)))),
+        DropReason::MissingTarget
+    );
+    assert_eq!(
+        dropped(&mut doc, add("c", &[("parent", json!("x"))])),
+        DropReason::MissingParent
+    );
+    assert_eq!(
+        dropped(&mut doc, add("c", &[("parent", json!(7))])),
+        DropReason::InvalidParent
+    );
+    assert_eq!(
+        dropped(&mut doc, Diff::set("a", "parent", Some(json!("b")))),
+        DropReason::ParentCycle
+    );
+    assert_eq!(
+        dropped(&mut doc, Diff::set("a", "parent", Some(json!("a")))),
+        DropReason::ParentCycle
+    );
+    assert_eq!(
+        dropped(&mut doc, Diff::set("a", "z", Some(json!("80 ")))),
+        DropReason::MalformedZ
+    );
+    assert_eq!(
+        dropped(&mut doc, Diff::set("a", "z", Some(json!("8A80")))),
+        DropReason::MalformedZ
+    );
+    assert_eq!(
+        dropped(&mut doc, Diff::set("a", "z", Some(json!("7f")))),
+        DropReason::MalformedZ
+    );
+    assert_eq!(
+        dropped(&mut doc, add("c", &[("z", json!(1))])),
+        DropReason::MalformedZ
+    );
+    assert_eq!(dropped(&mut doc, add("", &[])), DropReason::InvalidId);
+    assert_eq!(
+        dropped(&mut doc, Diff::set("a", "", Some(json!(1)))),
+        DropReason::InvalidKey
+    );
+    assert_eq!(doc, before);
+}
+
+#[test]
+fn colliding_z_is_amended_between_the_collider_and_the_next_sibling() {
+    let mut doc = Document::default();
+    for (id, zv) in [("a", "7f80"), ("b", "80"), ("c", "8180")] {
+        doc.apply(add(id, &[("z", json!(zv))])).unwrap();
+    }
+    let applied = doc.apply(add("d", &[("z", json!("80"))])).unwrap();
+    assert!(applied.amended);
+    let fresh = z(&doc, "d");
+    assert!("80" < fresh.as_str() && fresh.as_str() < "8180", "{fresh}");
+    assert_eq!(doc.children(None).collect::<Vec<_>>(), ["a", "b", "d", "c"]);
+
+    // Deterministic: the same collision elsewhere gets the same index.
+    let mut other = Document::default();
+    for (id, zv) in [("a", "7f80"), ("b", "80"), ("c", "8180")] {
+        other.apply(add(id, &[("z", json!(zv))])).unwrap();
+    }
+    other.apply(add("d", &[("z", json!("80"))])).unwrap();
+    assert_eq!(z(&other, "d"), fresh);
+}
+
+/// Found by `inverse_restores_document_and_checksum`, seed 6437427866128813698:
+/// the inverse of a reparent that collided set the old z under the NEW parent
+/// first, where it could collide again.
+#[test]
+fn reparent_into_colliding_z_seed_6437427866128813698() {
+    let mut doc = Document::default();
+    doc.apply(add("p", &[("z", json!("80"))])).unwrap();
+    doc.apply(add("q", &[("z", json!("8180"))])).unwrap();
+    doc.apply(add("kid", &[("parent", json!("q")), ("z", json!("7f80"))]))
+        .unwrap();
+    doc.apply(add("x", &[("parent", json!("p")), ("z", json!("7f80"))]))
+        .unwrap();
+    doc.apply(add("y", &[("parent", json!("q")), ("z", json!("80"))]))
+        .unwrap();
+    let before = doc.clone();
+
+    let applied = doc
+        .apply(Diff::set("x", "parent", Some(json!("q"))))
+        .unwrap();
+    assert!(applied.amended);
+    assert_eq!(applied.diffs.len(), 2, "the move and the fresh z");
+    assert_ne!(z(&doc, "x"), "7f80");
+    doc.apply_batch(applied.inverse);
+    assert_eq!(doc, before);
+}
+
+#[test]
+fn remove_takes_the_subtree_and_its_inverse_brings_it_back() {
+    let mut doc = Document::default();
+    doc.apply(add("root", &[])).unwrap();
+    doc.apply(add("g", &[("parent", json!("root"))])).unwrap();
+    doc.apply(add("k1", &[("parent", json!("g")), ("name", json!("one"))]))
+        .unwrap();
+    doc.apply(add("k2", &[("parent", json!("k1"))])).unwrap();
+    let before = doc.clone();
+
+    let applied = doc.apply(Diff::Remove { id: "g".into() }).unwrap();
+    assert_eq!(doc.len(), 1);
+    assert_eq!(applied.inverse.len(), 3);
+    doc.apply_batch(applied.inverse);
+    assert_eq!(doc, before);
+    assert_eq!(doc.checksum(), before.checksum());
+}
+
+#[test]
+fn null_and_absent_values_unset() {
+    let mut doc = Document::default();
+    doc.apply(add("a", &[("name", json!("x")), ("gone", Value::Null)]))
+        .unwrap();
+    assert!(!doc.get("a").unwrap().contains_key("gone"));
+    doc.apply(Diff::set("a", "name", Some(Value::Null)))
+        .unwrap();
+    assert!(!doc.get("a").unwrap().contains_key("name"));
+    doc.apply(Diff::set("a", "name", Some(json!(1)))).unwrap();
+    doc.apply(Diff::set("a", "name", None)).unwrap();
+    assert_eq!(doc.get("a").unwrap().len(), 0);
+    assert_eq!(doc.checksum(), doc.full_checksum());
+}
+
+#[test]
+fn limits_are_typed_drops_and_rejections() {
+    let limits = Limits {
+        max_id_bytes: 8,
+        max_attrs_per_object: 2,
+        max_value_bytes: 64,
+        max_value_depth: 3,
+        max_objects: 2,
+        max_diffs_per_batch: 3,
+        ..Limits::default()
+    };
+    let mut doc = Document::new(limits.clone());
+    assert_eq!(
+        dropped(&mut doc, add("much-too-long", &[])),
+        DropReason::InvalidId
+    );
+    let three = [("a", json!(1)), ("b", json!(2)), ("c", json!(3))];
+    assert_eq!(
+        dropped(&mut doc, add("o", &three)),
+        DropReason::TooManyAttributes
+    );
+    assert_eq!(
+        dropped(&mut doc, add("o", &[("big", json!("x".repeat(100)))])),
+        DropReason::ValueTooLarge
+    );
+    assert_eq!(
+        dropped(&mut doc, add("o", &[("deep", json!([[[[1]]]]))])),
+        DropReason::ValueTooDeep
+    );
+    doc.apply(add("o1", &[("a", json!(1)), ("b", json!(2))]))
+        .unwrap();
+    assert_eq!(
+        dropped(&mut doc, Diff::set("o1", "c", Some(json!(3)))),
+        DropReason::TooManyAttributes
+    );
+    doc.apply(Diff::set("o1", "a", Some(json!(9)))).unwrap();
+    doc.apply(add("o2", &[])).unwrap();
+    assert_eq!(
+        dropped(&mut doc, add("o3", &[])),
+        DropReason::TooManyObjects
+    );
+
+    let mut room = Room::new(limits, LogBounds::default());
+    let four = (0..4).map(|_| Diff::Remove { id: "o".into() }).collect();
+    let refused = room.submit(
+        "c",
+        "u",
+        IncomingBatch {
+            batch_id: 1,
+            diffs: four,
+        },
+    );
+    assert_eq!(refused, Err(Rejection::TooManyDiffs { max: 3 }));
+    assert_eq!(room.seq(), 0);
+}
+
+fn submit(room: &mut Room, client: &str, batch_id: u64, diffs: Vec<Diff>) -> Submitted {
+    room.submit(client, "u", IncomingBatch { batch_id, diffs })
+        .unwrap()
+}
+
+#[test]
+fn room_answers_retries_with_the_original_ack() {
+    let mut room = Room::new(Limits::default(), LogBounds::default());
+    let Submitted::Accepted { ack, .. } =
+        submit(&mut room, "c", 5, vec![add("a", &[]), add("a", &[])])
+    else {
+        panic!("new batch")
+    };
+    assert_eq!(ack.dropped.len(), 1);
+    assert_eq!(submit(&mut room, "c", 5, vec![]), Submitted::Duplicate(ack));
+    submit(&mut room, "c", 9, vec![]);
+    assert!(matches!(
+        submit(&mut room, "c", 5, vec![]),
+        Submitted::Duplicate(_)
+    ));
+    assert_eq!(
+        room.submit(
+            "c",
+            "u",
+            IncomingBatch {
+                batch_id: 7,
+                diffs: vec![]
+            }
+        ),
+        Err(Rejection::StaleBatch { batch_id: 7 })
+    );
+    assert_eq!(room.seq(), 2);
+}
+
+#[test]
+fn catch_up_uses_the_log_while_it_reaches_and_a_snapshot_after() {
+    let mut room = Room::new(
+        Limits::default(),
+        LogBounds {
+            max_batches: 3,
+            max_diffs: 100,
+        },
+    );
+    for n in 1..=5 {
+        submit(&mut room, "c", n, vec![add(&format!("o{n}"), &[])]);
+    }
+    let recent = room.catch_up(Some(3));
+    assert_eq!(
+        recent
+            .batches
+            .unwrap()
+            .iter()
+            .map(|b| b.seq)
+            .collect::<Vec<_>>(),
+        [4, 5]
+    );
+    assert!(room.catch_up(Some(2)).batches.is_some());
+    assert!(room.catch_up(Some(1)).snapshot.is_some());
+    assert!(room.catch_up(Some(99)).snapshot.is_some());
+    assert_eq!(room.catch_up(Some(5)).batches.unwrap().len(), 0);
+}
+
+#[test]
+fn journal_replay_rebuilds_the_room_and_refuses_gaps() {
+    let mut room = Room::new(Limits::default(), LogBounds::default());
+    let mut journal = Vec::new();
+    for n in 1..=4 {
+        if let Submitted::Accepted { ack, batch } =
+            submit(&mut room, "c", n, vec![add(&format!("o{n}"), &[])])
+        {
+            journal.push(JournalEntry::encode(&batch, &ack));
+        }
+    }
+    let entry = |i: usize| tandem_core::codec::from_msgpack::<JournalEntry>(&journal[i]).unwrap();
+    let mut copy = Room::new(Limits::default(), LogBounds::default());
+    copy.replay(entry(0)).unwrap();
+    assert_eq!(
+        copy.replay(entry(2)),
+        Err(ReplayError::Gap {
+            expected: 2,
+            found: 3
+        })
+    );
+    for i in 1..4 {
+        copy.replay(entry(i)).unwrap();
+    }
+    copy.replay(entry(1)).unwrap(); // already applied: skipped
+    assert_eq!(copy.document(), room.document());
+    // Retries are recognised after a replay too.
+    assert!(matches!(
+        submit(&mut copy, "c", 4, vec![]),
+        Submitted::Duplicate(_)
+    ));
+}
+
+#[test]
+fn restore_refuses_a_snapshot_whose_checksum_lies() {
+    let mut room = Room::new(Limits::default(), LogBounds::default());
+    submit(&mut room, "c", 1, vec![add("a", &[("name", json!("x"))])]);
+    let mut bytes = room.snapshot();
+    let at = bytes.windows(1).position(|w| w == b"x").unwrap();
+    bytes[at] = b'y';
+    assert!(Room::restore(&bytes, Limits::default(), LogBounds::default()).is_err());
+}
+
+#[test]
+fn replica_rebases_its_pending_edits_over_server_batches() {
+    let mut room = Room::new(Limits::default(), LogBounds::default());
+    let mut me = Replica::new("me", 0, Document::default(), 1);
+    let mine = me.edit(vec![add("a", &[("z", json!("80"))])]);
+    assert_eq!(mine.batch_id, Some(1));
+    assert!(me.document().get("a").is_some(), "applied optimistically");
+
+    // Someone else's batch lands first and takes the same z.
+    let Submitted::Accepted { batch: theirs, .. } =
+        submit(&mut room, "them", 1, vec![add("b", &[("z", json!("80"))])])
+    else {
+        panic!()
+    };
+    let received = me.receive([theirs.as_ref()]).unwrap();
+    assert!(received.mismatch.is_none());
+    assert_eq!(me.seq(), 1);
+    assert!(me.document().get("a").is_some() && me.document().get("b").is_some());
+
+    // Then mine, amended by the server: the ack removes it from pending.
+    let sent = me.pending().next().unwrap().diffs.clone();
+    let Submitted::Accepted { batch: acked, ack } = submit(&mut room, "me", 1, sent) else {
+        panic!()
+    };
+    assert_eq!(ack.amended, vec![0]);
+    let received = me.receive([acked.as_ref()]).unwrap();
+    assert_eq!(received.acked, vec![1]);
+    assert_eq!(me.pending().len(), 0);
+    assert_eq!(me.document(), room.document());
+}
+
+#[test]
+fn replica_drops_refused_batches_and_acks_after_a_resync() {
+    let mut room = Room::new(Limits::default(), LogBounds::default());
+    let mut me = Replica::new("me", 0, Document::default(), 1);
+    me.edit(vec![add("a", &[])]);
+    me.edit(vec![add("b", &[])]);
+    me.rejected(1);
+    assert!(me.document().get("a").is_none() && me.document().get("b").is_some());
+
+    // Batch 2 is sequenced but its broadcast is lost; a snapshot includes it.
+    let sent = me.pending().next().unwrap().diffs.clone();
+    submit(&mut room, "me", 2, sent);
+    let snapshot: Document =
+        serde_json::from_slice(&tandem_core::codec::to_json(room.document())).unwrap();
+    me.reset(room.seq(), snapshot);
+    assert_eq!(
+        me.pending().len(),
+        1,
+        "kept until the server answers the resend"
+    );
+    let Submitted::Duplicate(ack) = submit(&mut room, "me", 2, vec![]) else {
+        panic!()
+    };
+    me.acknowledged(2, ack.seq);
+    assert_eq!(me.pending().len(), 0);
+    assert_eq!(me.document(), room.document());
+}
+
+#[test]
+fn outcomes_say_what_happened_to_each_diff() {
+    let mut doc = Document::default();
+    let result = doc.apply_batch(vec![
+        add("a", &[("z", json!("80"))]),
+        add("b", &[("z", json!("80"))]),
+        Diff::Remove { id: "nope".into() },
+    ]);
+    assert_eq!(
+        result.outcomes,
+        vec![
+            Outcome::Accepted,
+            Outcome::Amended,
+            Outcome::Dropped(DropReason::MissingTarget)
+        ]
+    );
+}
