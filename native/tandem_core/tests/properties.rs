@@ -249,9 +249,9 @@ fn converge(seed: u64, k: usize, steps: usize) {
         }
     }
     // Quiet period: everything in flight arrives.
-    for c in 0..k {
-        while !to_server[c].is_empty() {
-            serve(&mut room, &mut to_server[c], c, &mut inbox);
+    for (c, queue) in to_server.iter_mut().enumerate() {
+        while !queue.is_empty() {
+            serve(&mut room, queue, c, &mut inbox);
         }
     }
     for c in 0..k {
