@@ -225,36 +225,93 @@ impl Document {
     /// outcome of each diff, what was applied, and the batch's inverse.
     pub fn apply_batch(&mut self, diffs: Vec<Diff>) -> BatchResult {
         let mut result = BatchResult::default();
-        let mut inverses = Vec::with_capacity(diffs.len());
+        let mut sink = Sink {
+            applied: Some(&mut result.applied),
+            inverse: Some(&mut result.inverse),
+        };
         for diff in diffs {
-            match self.apply(diff) {
-                Ok(applied) => {
-                    result.outcomes.push(if applied.amended {
-                        Outcome::Amended
-                    } else {
-                        Outcome::Accepted
-                    });
-                    result.applied.extend(applied.diffs);
-                    inverses.push(applied.inverse);
-                }
-                Err(reason) => result.outcomes.push(Outcome::Dropped(reason)),
-            }
+            result
+                .outcomes
+                .push(outcome(self.apply_into(diff, &mut sink)));
         }
-        result.inverse = inverses.into_iter().rev().flatten().collect();
+        result.inverse.reverse();
         result
+    }
+
+    /// Applies a batch keeping only the outcomes and what was applied: the
+    /// server's path, which never needs inverses.
+    pub fn resolve_batch(&mut self, diffs: Vec<Diff>) -> (Vec<Outcome>, Vec<Diff>) {
+        let mut applied = Vec::with_capacity(diffs.len());
+        let mut sink = Sink {
+            applied: Some(&mut applied),
+            inverse: None,
+        };
+        let outcomes = diffs
+            .into_iter()
+            .map(|diff| outcome(self.apply_into(diff, &mut sink)))
+            .collect();
+        (outcomes, applied)
+    }
+
+    /// Applies diffs for their effect alone (replaying a server batch,
+    /// unwinding with inverses): nothing is recorded.
+    pub fn apply_quietly<'d>(&mut self, diffs: impl IntoIterator<Item = &'d Diff>) {
+        let mut sink = Sink {
+            applied: None,
+            inverse: None,
+        };
+        for diff in diffs {
+            let _ = self.apply_into(diff.clone(), &mut sink);
+        }
+    }
+
+    /// Applies diffs and returns only their inverse (re-applying pending edits).
+    pub fn apply_for_inverse<'d>(
+        &mut self,
+        diffs: impl IntoIterator<Item = &'d Diff>,
+    ) -> Vec<Diff> {
+        let mut inverse = Vec::new();
+        let mut sink = Sink {
+            applied: None,
+            inverse: Some(&mut inverse),
+        };
+        for diff in diffs {
+            let _ = self.apply_into(diff.clone(), &mut sink);
+        }
+        inverse.reverse();
+        inverse
     }
 
     /// Applies one diff with server resolution (see the module doc).
     pub fn apply(&mut self, diff: Diff) -> Result<Applied, DropReason> {
+        let (mut diffs, mut inverse) = (Vec::with_capacity(1), Vec::with_capacity(1));
+        let amended = self.apply_into(
+            diff,
+            &mut Sink {
+                applied: Some(&mut diffs),
+                inverse: Some(&mut inverse),
+            },
+        )?;
+        inverse.reverse();
+        Ok(Applied {
+            diffs,
+            inverse,
+            amended,
+        })
+    }
+
+    /// The one place a diff is resolved and applied. Returns whether it was
+    /// amended; writes what it applied and its inverse into `sink` when asked.
+    fn apply_into(&mut self, diff: Diff, sink: &mut Sink<'_>) -> Result<bool, DropReason> {
         match diff {
-            Diff::Add { id, attrs } => self.add(id, attrs),
-            Diff::Remove { id } => self.remove(id),
+            Diff::Add { id, attrs } => self.add(id, attrs, sink),
+            Diff::Remove { id } => self.remove(id, sink),
             Diff::Set { id, key, value } => {
                 let value = value.filter(|v| !v.is_null());
                 match key.as_str() {
-                    PARENT => self.set_parent(id, value),
-                    Z => self.set_z(id, value),
-                    _ => self.set_plain(id, key, value),
+                    PARENT => self.set_parent(id, value, sink),
+                    Z => self.set_z(id, value, sink),
+                    _ => self.set_plain(id, key, value, sink),
                 }
             }
         }
@@ -290,7 +347,12 @@ impl Document {
         })
     }
 
-    fn add(&mut self, id: ObjectId, mut attrs: Attrs) -> Result<Applied, DropReason> {
+    fn add(
+        &mut self,
+        id: ObjectId,
+        mut attrs: Attrs,
+        sink: &mut Sink<'_>,
+    ) -> Result<bool, DropReason> {
         if !Limits::name_ok(&id, self.limits.max_id_bytes) {
             return Err(DropReason::InvalidId);
         }
@@ -313,15 +375,15 @@ impl Document {
         if let Some(fresh) = fresh_z {
             attrs.insert(Z.to_owned(), Value::String(fresh));
         }
-        self.insert_object(id.clone(), attrs.clone());
-        Ok(Applied {
-            diffs: vec![Diff::Add {
-                id: id.clone(),
-                attrs,
-            }],
-            inverse: vec![Diff::Remove { id }],
-            amended,
-        })
+        sink.invert(|| Diff::Remove { id: id.clone() });
+        match &mut sink.applied {
+            Some(applied) => {
+                self.insert_object(id.clone(), attrs.clone());
+                applied.push(Diff::Add { id, attrs });
+            }
+            None => self.insert_object(id, attrs),
+        }
+        Ok(amended)
     }
 
     fn insert_object(&mut self, id: ObjectId, attrs: Attrs) {
@@ -337,7 +399,7 @@ impl Document {
         self.objects.insert(id, attrs);
     }
 
-    fn remove(&mut self, id: ObjectId) -> Result<Applied, DropReason> {
+    fn remove(&mut self, id: ObjectId, sink: &mut Sink<'_>) -> Result<bool, DropReason> {
         if !self.objects.contains_key(&id) {
             return Err(DropReason::MissingTarget);
         }
@@ -350,8 +412,8 @@ impl Document {
             }
             order.push(next);
         }
-        let mut inverse = Vec::with_capacity(order.len());
-        for oid in order {
+        // Inverse groups are written in reverse (see `Sink`): children first.
+        for oid in order.into_iter().rev() {
             let attrs = self.objects.remove(&oid).expect("indexed objects exist");
             self.checksum.sub(object_term(&oid));
             for (k, v) in &attrs {
@@ -360,13 +422,12 @@ impl Document {
             let (parent, z) = sibling_key(&attrs);
             self.unlink(parent, z, &oid);
             self.children.remove(&oid);
-            inverse.push(Diff::Add { id: oid, attrs });
+            if let Some(inverse) = &mut sink.inverse {
+                inverse.push(Diff::Add { id: oid, attrs });
+            }
         }
-        Ok(Applied {
-            diffs: vec![Diff::Remove { id }],
-            inverse,
-            amended: false,
-        })
+        sink.record(|| Diff::Remove { id });
+        Ok(false)
     }
 
     fn unlink(&mut self, parent: &str, z: &str, id: &str) {
@@ -378,7 +439,12 @@ impl Document {
         }
     }
 
-    fn set_parent(&mut self, id: ObjectId, value: Option<Value>) -> Result<Applied, DropReason> {
+    fn set_parent(
+        &mut self,
+        id: ObjectId,
+        value: Option<Value>,
+        sink: &mut Sink<'_>,
+    ) -> Result<bool, DropReason> {
         let attrs = self.objects.get(&id).ok_or(DropReason::MissingTarget)?;
         let new_parent = match &value {
             None => None,
@@ -400,25 +466,27 @@ impl Document {
         let amended = fresh_z.is_some();
         self.unlink(&old_parent, &z, &id);
         let old_parent_value = self.put_attr(&id, PARENT, value.clone());
-        let mut diffs = vec![Diff::set(id.clone(), PARENT, value)];
-        let mut inverse = vec![Diff::set(id.clone(), PARENT, old_parent_value)];
+        sink.record(|| Diff::set(id.clone(), PARENT, value));
+        // Undo goes back to the old parent first, where the old z is still
+        // free, then restores the z (written in reverse, see `Sink`).
         if let Some(fresh) = &fresh_z {
             let fresh = Some(Value::String(fresh.clone()));
             let old_z = self.put_attr(&id, Z, fresh.clone());
-            diffs.push(Diff::set(id.clone(), Z, fresh));
-            // Back to the old parent first, where the old z is still free.
-            inverse.push(Diff::set(id.clone(), Z, old_z));
+            sink.record(|| Diff::set(id.clone(), Z, fresh));
+            sink.invert(|| Diff::set(id.clone(), Z, old_z));
         }
+        sink.invert(|| Diff::set(id.clone(), PARENT, old_parent_value));
         let new_z = fresh_z.unwrap_or(z);
         self.children.entry(target).or_default().insert((new_z, id));
-        Ok(Applied {
-            diffs,
-            inverse,
-            amended,
-        })
+        Ok(amended)
     }
 
-    fn set_z(&mut self, id: ObjectId, value: Option<Value>) -> Result<Applied, DropReason> {
+    fn set_z(
+        &mut self,
+        id: ObjectId,
+        value: Option<Value>,
+        sink: &mut Sink<'_>,
+    ) -> Result<bool, DropReason> {
         let attrs = self.objects.get(&id).ok_or(DropReason::MissingTarget)?;
         let wanted = match &value {
             None => String::new(),
@@ -437,19 +505,18 @@ impl Document {
             .entry(parent)
             .or_default()
             .insert((new_z, id.clone()));
-        Ok(Applied {
-            diffs: vec![Diff::set(id.clone(), Z, value)],
-            inverse: vec![Diff::set(id, Z, old)],
-            amended,
-        })
+        sink.invert(|| Diff::set(id.clone(), Z, old));
+        sink.record(|| Diff::set(id, Z, value));
+        Ok(amended)
     }
 
     fn set_plain(
         &mut self,
         id: ObjectId,
         key: String,
-        value: Option<Value>,
-    ) -> Result<Applied, DropReason> {
+        mut value: Option<Value>,
+        sink: &mut Sink<'_>,
+    ) -> Result<bool, DropReason> {
         let attrs = self.objects.get(&id).ok_or(DropReason::MissingTarget)?;
         if let Some(v) = &value {
             self.check_attr(&key, v)?;
@@ -459,32 +526,35 @@ impl Document {
         } else if !Limits::name_ok(&key, self.limits.max_key_bytes) {
             return Err(DropReason::InvalidKey);
         }
-        let old = self.put_attr(&id, &key, value.clone());
-        Ok(Applied {
-            diffs: vec![Diff::Set {
+        let old = match &sink.applied {
+            Some(_) => self.put_attr(&id, &key, value.clone()),
+            None => self.put_attr(&id, &key, value.take()),
+        };
+        if let Some(inverse) = &mut sink.inverse {
+            inverse.push(Diff::Set {
                 id: id.clone(),
                 key: key.clone(),
-                value,
-            }],
-            inverse: vec![Diff::Set {
-                id,
-                key,
                 value: old,
-            }],
-            amended: false,
-        })
+            });
+        }
+        sink.record(|| Diff::Set { id, key, value });
+        Ok(false)
     }
 
     /// Replaces one attribute of an existing object, keeping the checksum
     /// current; returns the old value. Indices are the caller's business.
     fn put_attr(&mut self, id: &str, key: &str, value: Option<Value>) -> Option<Value> {
         let attrs = self.objects.get_mut(id).expect("caller checked existence");
-        let old = match value {
-            Some(v) => {
+        let old = match (value, attrs.get_mut(key)) {
+            (Some(v), Some(slot)) => {
+                self.checksum.add(attr_term(id, key, &v));
+                Some(std::mem::replace(slot, v))
+            }
+            (Some(v), None) => {
                 self.checksum.add(attr_term(id, key, &v));
                 attrs.insert(key.to_owned(), v)
             }
-            None => attrs.remove(key),
+            (None, _) => attrs.remove(key),
         };
         if let Some(o) = &old {
             self.checksum.sub(attr_term(id, key, o));
@@ -525,6 +595,37 @@ impl Document {
             .find(|(kz, _)| kz.as_str() > z)
             .map(|(kz, _)| kz.as_str());
         Some(zindex::between(z, next))
+    }
+}
+
+/// Where [`Document::apply_into`] writes what it applied and, when asked,
+/// the inverse. Each diff writes its inverse diffs in REVERSE order; callers
+/// reverse the whole inverse once at the end, which reverses the order of
+/// the diffs' groups and restores each group's own order in one pass.
+struct Sink<'a> {
+    applied: Option<&'a mut Vec<Diff>>,
+    inverse: Option<&'a mut Vec<Diff>>,
+}
+
+impl Sink<'_> {
+    fn record(&mut self, diff: impl FnOnce() -> Diff) {
+        if let Some(applied) = &mut self.applied {
+            applied.push(diff());
+        }
+    }
+
+    fn invert(&mut self, diff: impl FnOnce() -> Diff) {
+        if let Some(inverse) = &mut self.inverse {
+            inverse.push(diff());
+        }
+    }
+}
+
+fn outcome(result: Result<bool, DropReason>) -> Outcome {
+    match result {
+        Ok(false) => Outcome::Accepted,
+        Ok(true) => Outcome::Amended,
+        Err(reason) => Outcome::Dropped(reason),
     }
 }
 

@@ -155,7 +155,7 @@ impl Replica {
         }
         self.unwind();
         for batch in fresh {
-            self.doc.apply_batch(batch.diffs.clone());
+            self.doc.apply_quietly(&batch.diffs);
             self.seq = batch.seq;
             if received.mismatch.is_none() && self.doc.checksum() != batch.checksum {
                 received.mismatch = Some(Mismatch {
@@ -211,16 +211,13 @@ impl Replica {
             return;
         }
         for pending in self.pending.iter().rev() {
-            for diff in &pending.inverse {
-                let undone = self.doc.apply(diff.clone());
-                debug_assert!(undone.is_ok(), "an inverse always applies: {undone:?}");
-            }
+            self.doc.apply_quietly(&pending.inverse);
         }
     }
 
     fn reapply(&mut self) {
         for pending in self.pending.iter_mut() {
-            pending.inverse = self.doc.apply_batch(pending.diffs.clone()).inverse;
+            pending.inverse = self.doc.apply_for_inverse(&pending.diffs);
         }
     }
 }

@@ -224,7 +224,7 @@ impl Room {
         if batch.diffs.len() > max {
             return Err(Rejection::TooManyDiffs { max });
         }
-        let result = self.doc.apply_batch(batch.diffs);
+        let (outcomes, applied) = self.doc.resolve_batch(batch.diffs);
         self.seq += 1;
         let mut ack = Ack {
             seq: self.seq,
@@ -232,7 +232,7 @@ impl Room {
             amended: Vec::new(),
             dropped: Vec::new(),
         };
-        for (index, outcome) in result.outcomes.into_iter().enumerate() {
+        for (index, outcome) in outcomes.into_iter().enumerate() {
             match outcome {
                 Outcome::Accepted => {}
                 Outcome::Amended => ack.amended.push(index),
@@ -244,7 +244,7 @@ impl Room {
             client_id: client_id.to_owned(),
             batch_id: batch.batch_id,
             user_id: user_id.to_owned(),
-            diffs: result.applied,
+            diffs: applied,
             checksum: self.doc.checksum(),
         });
         self.remember(&batch, ack.clone());
@@ -318,7 +318,7 @@ impl Room {
                 found: batch.seq,
             });
         }
-        self.doc.apply_batch(batch.diffs.clone());
+        self.doc.apply_quietly(&batch.diffs);
         if self.doc.checksum() != batch.checksum {
             return Err(ReplayError::Diverged {
                 seq: batch.seq,
