@@ -71,14 +71,14 @@ pub fn object_term(id: &str) -> u64 {
 
 /// The contribution of attribute `key` = `value` of object `id`.
 pub fn attr_term(id: &str, key: &str, value: &Value) -> u64 {
-    let mut h = HashWriter(Xxh64::new(0));
-    h.0.update(&[0x02]);
-    h.0.update(id.as_bytes());
-    h.0.update(&[0x00]);
-    h.0.update(key.as_bytes());
-    h.0.update(&[0x00]);
+    let mut h = HashWriter::new();
+    h.feed(&[0x02]);
+    h.feed(id.as_bytes());
+    h.feed(&[0x00]);
+    h.feed(key.as_bytes());
+    h.feed(&[0x00]);
     write_canonical(&mut h, value).expect("hashing never fails");
-    h.0.digest()
+    h.digest()
 }
 
 /// Writes `value` as canonical JSON (see the module doc).
@@ -113,12 +113,47 @@ pub fn write_canonical<W: Write>(out: &mut W, value: &Value) -> io::Result<()> {
     }
 }
 
-/// Lets serde_json stream straight into the hasher, with no buffer.
-struct HashWriter(Xxh64);
+/// Collects the hashed bytes on the stack and hashes them in one shot (much
+/// faster than streaming many tiny pieces); long inputs spill into a
+/// streaming hasher. Both give the same xxh64.
+struct HashWriter {
+    buf: [u8; 192],
+    len: usize,
+    stream: Option<Xxh64>,
+}
+
+impl HashWriter {
+    fn new() -> Self {
+        HashWriter {
+            buf: [0; 192],
+            len: 0,
+            stream: None,
+        }
+    }
+
+    fn feed(&mut self, bytes: &[u8]) {
+        if self.stream.is_none() && self.len + bytes.len() <= self.buf.len() {
+            self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+            self.len += bytes.len();
+            return;
+        }
+        let stream = self.stream.get_or_insert_with(|| Xxh64::new(0));
+        stream.update(&self.buf[..self.len]);
+        self.len = 0;
+        stream.update(bytes);
+    }
+
+    fn digest(self) -> u64 {
+        match self.stream {
+            Some(stream) => stream.digest(),
+            None => xxhash_rust::xxh64::xxh64(&self.buf[..self.len], 0),
+        }
+    }
+}
 
 impl Write for HashWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.update(buf);
+        self.feed(buf);
         Ok(buf.len())
     }
 

@@ -126,6 +126,8 @@ impl Document {
         limits: Limits,
     ) -> Result<Document, SnapshotError> {
         let mut doc = Document::new(limits);
+        let objects = objects.into_iter();
+        doc.objects.reserve(objects.size_hint().0);
         for (id, attrs) in objects {
             if !Limits::name_ok(&id, doc.limits.max_id_bytes) {
                 return Err(SnapshotError::Limits(id, DropReason::InvalidId));
@@ -137,11 +139,8 @@ impl Document {
             for (k, v) in &attrs {
                 doc.checksum.add(attr_term(&id, k, v));
             }
-            let key = sibling_key(&attrs);
-            doc.children
-                .entry(key.0.to_owned())
-                .or_default()
-                .insert((key.1.to_owned(), id.clone()));
+            let (parent, z) = sibling_key(&attrs);
+            doc.link(parent, z, &id);
             doc.objects.insert(id, attrs);
         }
         for (id, attrs) in &doc.objects {
@@ -330,7 +329,7 @@ impl Document {
             }
         }
         if let Some(z) = attrs.get(Z) {
-            if z.as_str().is_none_or(|z| zindex::parse(z).is_none()) {
+            if !z.as_str().is_some_and(zindex::is_canonical) {
                 return Err(DropReason::MalformedZ);
             }
         }
@@ -392,11 +391,23 @@ impl Document {
             self.checksum.add(attr_term(&id, k, v));
         }
         let (parent, z) = sibling_key(&attrs);
-        self.children
-            .entry(parent.to_owned())
-            .or_default()
-            .insert((z.to_owned(), id.clone()));
+        self.link(parent, z, &id);
         self.objects.insert(id, attrs);
+    }
+
+    /// Enters `id` among the children of `parent` (allocating the group's
+    /// key only for a parent's first child).
+    fn link(&mut self, parent: &str, z: &str, id: &str) {
+        let entry = (z.to_owned(), id.to_owned());
+        match self.children.get_mut(parent) {
+            Some(kids) => {
+                kids.insert(entry);
+            }
+            None => {
+                self.children
+                    .insert(parent.to_owned(), BTreeSet::from([entry]));
+            }
+        }
     }
 
     fn remove(&mut self, id: ObjectId, sink: &mut Sink<'_>) -> Result<bool, DropReason> {
@@ -490,7 +501,7 @@ impl Document {
         let attrs = self.objects.get(&id).ok_or(DropReason::MissingTarget)?;
         let wanted = match &value {
             None => String::new(),
-            Some(Value::String(z)) if zindex::parse(z).is_some() => z.clone(),
+            Some(Value::String(z)) if zindex::is_canonical(z) => z.clone(),
             Some(_) => return Err(DropReason::MalformedZ),
         };
         let (parent, old_z) = sibling_key(attrs);

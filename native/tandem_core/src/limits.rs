@@ -58,6 +58,19 @@ impl Limits {
     /// Checks a value's size and depth without recursion, stopping as soon as
     /// a limit is passed, so an adversarial value costs no more than the limit.
     pub fn check_value(&self, value: &Value) -> Result<(), ValueFault> {
+        // Scalars, by far the most common values, need no walk.
+        let scalar_size = match value {
+            Value::Array(_) | Value::Object(_) => None,
+            Value::String(s) => Some(s.len() + 2),
+            _ => Some(24),
+        };
+        if let Some(size) = scalar_size {
+            return match (self.max_value_depth, size > self.max_value_bytes) {
+                (0, _) => Err(ValueFault::TooDeep),
+                (_, true) => Err(ValueFault::TooLarge),
+                _ => Ok(()),
+            };
+        }
         let mut size = 0usize;
         let mut stack: Vec<(&Value, usize)> = vec![(value, 1)];
         while let Some((v, depth)) = stack.pop() {

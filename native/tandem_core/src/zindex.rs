@@ -7,10 +7,23 @@
 
 use fractional_index::FractionalIndex;
 
+/// Whether `z` is a canonical index: lowercase hex pairs ending in the
+/// terminator byte `80`. Checked without allocating: it runs for every `z`
+/// of every snapshot loaded.
+pub fn is_canonical(z: &str) -> bool {
+    let bytes = z.as_bytes();
+    bytes.len() >= 2
+        && bytes.len() % 2 == 0
+        && bytes.ends_with(b"80")
+        && bytes.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// Parses a canonical `z`; `None` when malformed.
 pub fn parse(z: &str) -> Option<FractionalIndex> {
-    let index = FractionalIndex::from_string(z).ok()?;
-    (index.to_string() == z).then_some(index)
+    if !is_canonical(z) {
+        return None;
+    }
+    FractionalIndex::from_string(z).ok()
 }
 
 /// A fresh index strictly between `low` and `high` (or after `low` when there
