@@ -22,7 +22,9 @@ defmodule Tandem.MixProject do
   def application do
     [
       mod: {Tandem.Application, []},
-      extra_applications: [:logger, :crypto, :sqlite3, :jiffy]
+      extra_applications: [:logger, :crypto, :ssl, :sqlite3, :jiffy],
+      # Loaded, not started: TandemWeb.Endpoint runs Yaws embedded.
+      included_applications: [:yaws]
     ]
   end
 

@@ -3,6 +3,21 @@ import Config
 config :tandem,
   port: 4000,
   data_dir: "data",
+  # Development default only: runtime.exs requires SECRET_KEY_BASE in production.
+  secret_key_base: "tandem-dev-secret-change-me-0123456789abcdef0123456789abcdef",
+  # Allowed Origin headers on WebSocket upgrades; :any accepts every origin
+  # (development); a list of "scheme://host[:port]" strings otherwise.
+  check_origin: :any,
+  socket: [
+    # Idle connections are pinged after this long and dropped after the grace period.
+    idle_timeout_ms: 60_000,
+    idle_grace_ms: 10_000,
+    max_frame_bytes: 1_048_576,
+    max_channels: 16,
+    # Per connection: at most this many messages per window.
+    rate_limit: 200,
+    rate_window_ms: 1_000
+  ],
   store: Tandem.Store.SQLite,
   room: [
     # Journal batches between snapshots (each snapshot truncates the journal).

@@ -16,3 +16,13 @@ room_overrides =
 if room_overrides != [] do
   config :tandem, room: Keyword.merge(Application.get_env(:tandem, :room, []), room_overrides)
 end
+
+if secret = System.get_env("SECRET_KEY_BASE") do
+  config :tandem, secret_key_base: secret
+else
+  if config_env() == :prod, do: raise("SECRET_KEY_BASE must be set in production")
+end
+
+if origins = System.get_env("CHECK_ORIGIN") do
+  config :tandem, check_origin: String.split(origins, ",", trim: true)
+end

@@ -10,9 +10,12 @@ defmodule Tandem.Application do
   @impl true
   def start(_type, _args) do
     children = [
+      Tandem.Metrics,
       Tandem.Store.impl(),
       Tandem.PubSub,
-      Tandem.Rooms
+      Tandem.Presence,
+      Tandem.Rooms,
+      TandemWeb.Endpoint
     ]
 
     Supervisor.start_link(children, strategy: :one_for_one, name: Tandem.Supervisor)

@@ -1,0 +1,107 @@
+defmodule Tandem.Presence do
+  @moduledoc """
+  Who is in a project, in the shape phoenix.js's `Presence` class consumes:
+  `presence_state` is `%{key => %{"metas" => [meta, ...]}}` and
+  `presence_diff` is `%{"joins" => state, "leaves" => state}`. Keys are user
+  ids, so a user with two tabs appears once with two metas; each meta has a
+  unique `phx_ref`.
+
+  One process owns the table and monitors every tracked channel, so a client
+  that vanishes without leaving is removed and announced as a leave.
+  Hand-written: `Phoenix.Presence` (and its CRDT tracker) lives on Hex; this
+  tracker is for one node (see ARCHITECTURE.md for the cluster plan).
+  """
+  use GenServer
+
+  @table __MODULE__
+
+  def start_link(_), do: GenServer.start_link(__MODULE__, nil, name: __MODULE__)
+
+  @doc "Tracks `pid` under `key` on `topic` with `meta`; broadcasts the join."
+  @spec track(pid(), String.t(), String.t(), map()) :: {:ok, String.t()}
+  def track(pid, topic, key, meta),
+    do: GenServer.call(__MODULE__, {:track, pid, topic, key, meta})
+
+  @doc "Replaces fields of `pid`'s meta on `topic`; broadcasts leave+join of the meta."
+  @spec update(pid(), String.t(), map()) :: :ok | {:error, :not_tracked}
+  def update(pid, topic, changes), do: GenServer.call(__MODULE__, {:update, pid, topic, changes})
+
+  @doc "Stops tracking `pid` on `topic`; broadcasts the leave."
+  @spec untrack(pid(), String.t()) :: :ok
+  def untrack(pid, topic), do: GenServer.call(__MODULE__, {:untrack, pid, topic})
+
+  @doc "The presence state of `topic`."
+  @spec list(String.t()) :: map()
+  def list(topic) do
+    :ets.match_object(@table, {{topic, :_}, :_, :_})
+    |> Enum.reduce(%{}, fn {_, key, meta}, acc ->
+      Map.update(acc, key, %{"metas" => [meta]}, &%{"metas" => [meta | &1["metas"]]})
+    end)
+  end
+
+  @impl true
+  def init(nil) do
+    :ets.new(@table, [:named_table, :protected, :set, read_concurrency: true])
+    {:ok, %{monitors: %{}}}
+  end
+
+  @impl true
+  def handle_call({:track, pid, topic, key, meta}, _from, state) do
+    ref = Base.url_encode64(:crypto.strong_rand_bytes(9))
+    meta = Map.put(meta, "phx_ref", ref)
+    :ets.insert(@table, {{topic, pid}, key, meta})
+    diff(topic, %{key => meta}, %{})
+    {:reply, {:ok, ref}, monitor(state, pid)}
+  end
+
+  def handle_call({:update, pid, topic, changes}, _from, state) do
+    case :ets.lookup(@table, {topic, pid}) do
+      [{_, key, old}] ->
+        new =
+          old
+          |> Map.merge(changes)
+          |> Map.put("phx_ref", Base.url_encode64(:crypto.strong_rand_bytes(9)))
+
+        new = Map.put(new, "phx_ref_prev", old["phx_ref"])
+        :ets.insert(@table, {{topic, pid}, key, new})
+        diff(topic, %{key => new}, %{key => old})
+        {:reply, :ok, state}
+
+      [] ->
+        {:reply, {:error, :not_tracked}, state}
+    end
+  end
+
+  def handle_call({:untrack, pid, topic}, _from, state) do
+    remove(topic, pid)
+    {:reply, :ok, state}
+  end
+
+  @impl true
+  def handle_info({:DOWN, _ref, :process, pid, _}, state) do
+    for [topic] <- :ets.match(@table, {{:"$1", pid}, :_, :_}), do: remove(topic, pid)
+    {:noreply, %{state | monitors: Map.delete(state.monitors, pid)}}
+  end
+
+  defp remove(topic, pid) do
+    case :ets.take(@table, {topic, pid}) do
+      [{_, key, meta}] -> diff(topic, %{}, %{key => meta})
+      [] -> :ok
+    end
+  end
+
+  defp monitor(state, pid) do
+    if Map.has_key?(state.monitors, pid),
+      do: state,
+      else: %{state | monitors: Map.put(state.monitors, pid, Process.monitor(pid))}
+  end
+
+  defp diff(topic, joins, leaves) do
+    wrap = fn metas -> Map.new(metas, fn {key, meta} -> {key, %{"metas" => [meta]}} end) end
+
+    Tandem.PubSub.broadcast(topic, "presence_diff", %{
+      "joins" => wrap.(joins),
+      "leaves" => wrap.(leaves)
+    })
+  end
+end
