@@ -21,7 +21,8 @@ defmodule TandemWeb.CursorChannel do
         socket
         |> Socket.assign(:client_id, if(is_binary(client_id), do: client_id))
         |> Socket.assign(:pending, nil)
-        |> Socket.assign(:last_sent, 0)
+        # Monotonic time can be negative: "never sent" must not be 0.
+        |> Socket.assign(:last_sent, nil)
 
       {:ok, socket}
     else
@@ -32,7 +33,7 @@ defmodule TandemWeb.CursorChannel do
   @impl true
   def handle_in("move", %{"x" => x, "y" => y}, socket) when is_number(x) and is_number(y) do
     socket = Socket.assign(socket, :pending, {x, y})
-    wait = socket.assigns.last_sent + @interval_ms - now()
+    wait = if sent = socket.assigns.last_sent, do: sent + @interval_ms - now(), else: 0
 
     cond do
       wait <= 0 -> {:noreply, flush(socket)}
