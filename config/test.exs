@@ -4,6 +4,15 @@ config :logger, level: :warning
 
 # A fresh store per test run (the VM's OS pid keeps concurrent runs apart).
 config :tandem,
+  port: 4002,
+  socket: [
+    idle_timeout_ms: 1_500,
+    idle_grace_ms: 300,
+    max_frame_bytes: 65_536,
+    max_channels: 8,
+    rate_limit: 100,
+    rate_window_ms: 1_000
+  ],
   data_dir: Path.join(System.tmp_dir!(), "tandem-test-#{System.pid()}"),
   room: [
     snapshot_every: 1_000,

@@ -4,8 +4,9 @@ defmodule Tandem.Rooms do
   `DynamicSupervisor` and are named through a `Registry`, so at most one
   `Tandem.Room` runs per project on this node.
 
-  A call that races with a room stopping (idle stop, crash) is retried once
-  against a fresh room, so callers never see the room's lifecycle.
+  A call that races with a room stopping (idle stop, crash) is retried
+  against a fresh room (the registry forgets a dead room asynchronously,
+  hence a few short waits), so callers never see the room's lifecycle.
   """
 
   @registry Tandem.Rooms.Registry
@@ -43,13 +44,16 @@ defmodule Tandem.Rooms do
 
   @doc "Calls the room of `project_id`, starting it when needed."
   @spec call(String.t(), term(), timeout()) :: term()
-  def call(project_id, request, timeout \\ 30_000), do: call(project_id, request, timeout, 2)
+  def call(project_id, request, timeout \\ 30_000), do: call(project_id, request, timeout, 1)
 
-  defp call(project_id, request, timeout, attempts) do
+  @attempts 10
+
+  defp call(project_id, request, timeout, attempt) do
     GenServer.call(ensure_started(project_id), request, timeout)
   catch
-    :exit, {reason, _} when attempts > 1 and reason in [:noproc, :normal, :shutdown] ->
-      call(project_id, request, timeout, attempts - 1)
+    :exit, {reason, _} when attempt < @attempts and reason in [:noproc, :normal, :shutdown] ->
+      Process.sleep(attempt * 5)
+      call(project_id, request, timeout, attempt + 1)
   end
 
   defp ensure_started(project_id) do

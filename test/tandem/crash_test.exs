@@ -17,8 +17,20 @@ defmodule Tandem.CrashTest do
       :exit_status,
       {:line, 65_536},
       args: ["run", "test/support/crash_driver.exs" | args],
-      env: [{~c"MIX_ENV", ~c"test"}, {~c"DATA_DIR", String.to_charlist(data_dir)} | env]
+      env: [
+        {~c"MIX_ENV", ~c"test"},
+        {~c"DATA_DIR", String.to_charlist(data_dir)},
+        # The driver runs the whole application: keep its endpoint off ours.
+        {~c"PORT", ~c"#{free_port()}"} | env
+      ]
     ])
+  end
+
+  defp free_port do
+    {:ok, listen} = :gen_tcp.listen(0, [])
+    {:ok, port} = :inet.port(listen)
+    :gen_tcp.close(listen)
+    port
   end
 
   defp read_lines(port, acc, until) do
