@@ -9,6 +9,7 @@ defmodule TandemWeb.Socket do
             transport_pid: nil,
             serializer: nil,
             channel: nil,
+            channel_pid: nil,
             assigns: %{}
 
   @type t :: %__MODULE__{
@@ -17,6 +18,7 @@ defmodule TandemWeb.Socket do
           transport_pid: pid() | nil,
           serializer: module() | nil,
           channel: module() | nil,
+          channel_pid: pid() | nil,
           assigns: map()
         }
 
