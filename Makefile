@@ -26,3 +26,4 @@ lint:
 
 bench:
 	cargo bench -p tandem_core
+	MIX_ENV=test mix run bench/rooms.exs

@@ -65,9 +65,9 @@ defmodule Tandem.Native do
           | {:error, binary()}
   def room_submit_dirty(_room, _client_id, _user_id, _format, _payload), do: nif_error()
 
-  @doc "Re-applies a journal entry during recovery (dirty)."
-  @spec room_replay(room(), binary()) :: :ok | {:error, String.t()}
-  def room_replay(_room, _journal_entry), do: nif_error()
+  @doc "Re-applies journal entries in order during recovery, in one dirty call."
+  @spec room_replay(room(), [binary()]) :: :ok | {:error, String.t()}
+  def room_replay(_room, _journal_entries), do: nif_error()
 
   @doc """
   The join/sync reply JSON for a client holding `last_seq` (or `nil`):

@@ -158,14 +158,8 @@ defmodule Tandem.Room do
   defp open(nil, max_b, max_d), do: {:ok, Native.room_new(max_b, max_d)}
   defp open(snapshot, max_b, max_d), do: Native.room_load(snapshot, max_b, max_d)
 
-  defp replay(room, entries) do
-    Enum.reduce_while(entries, :ok, fn entry, :ok ->
-      case Native.room_replay(room, entry) do
-        :ok -> {:cont, :ok}
-        error -> {:halt, error}
-      end
-    end)
-  end
+  defp replay(_room, []), do: :ok
+  defp replay(room, entries), do: Native.room_replay(room, entries)
 
   @impl true
   def handle_call({:submit, client_id, user_id, format, bytes}, from, state) do

@@ -156,17 +156,21 @@ fn room_submit_dirty<'a>(
     submit(env, room, client_id, user_id, format, payload)
 }
 
-/// Re-applies a journal entry on recovery: `:ok` or `{:error, message}`.
+/// Re-applies journal entries in order on recovery (one dirty call for the
+/// whole journal): `:ok` or `{:error, message}` at the first that fails.
 #[rustler::nif(schedule = "DirtyCpu")]
-fn room_replay<'a>(env: Env<'a>, room: RoomRef, entry: Binary) -> NifResult<Term<'a>> {
-    let outcome = match codec::from_msgpack::<JournalEntry>(entry.as_slice()) {
-        Ok(entry) => room.lock()?.replay(entry).map_err(|e| e.to_string()),
-        Err(e) => Err(format!("unreadable journal entry: {e}")),
-    };
-    Ok(match outcome {
-        Ok(()) => atoms::ok().encode(env),
-        Err(message) => (atoms::error(), message).encode(env),
-    })
+fn room_replay<'a>(env: Env<'a>, room: RoomRef, entries: Vec<Binary>) -> NifResult<Term<'a>> {
+    let mut room = room.lock()?;
+    for entry in entries {
+        let outcome = match codec::from_msgpack::<JournalEntry>(entry.as_slice()) {
+            Ok(entry) => room.replay(entry).map_err(|e| e.to_string()),
+            Err(e) => Err(format!("unreadable journal entry: {e}")),
+        };
+        if let Err(message) = outcome {
+            return Ok((atoms::error(), message).encode(env));
+        }
+    }
+    Ok(atoms::ok().encode(env))
 }
 
 /// The join/sync reply for a client holding `last_seq` (`nil` for none):
