@@ -35,6 +35,9 @@ defmodule Tandem.Store do
   @doc "Deletes everything stored for a room."
   @callback delete(room_id()) :: :ok | {:error, term()}
 
+  @doc "The rooms that have anything stored."
+  @callback list() :: {:ok, [room_id()]} | {:error, term()}
+
   @doc "The configured implementation."
   @spec impl() :: module()
   def impl, do: Application.fetch_env!(:tandem, :store)
