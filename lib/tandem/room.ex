@@ -139,6 +139,7 @@ defmodule Tandem.Room do
     case result do
       {:ok, room, replayed} ->
         Logger.debug("room #{state.id} recovered #{replayed} entries in #{div(time, 1000)} ms")
+        Tandem.Metrics.observe(:room_recovery_us, time)
         Process.send_after(self(), :snapshot_tick, state.config.snapshot_interval_ms)
         {:noreply, schedule_idle(%{state | room: room, since_snapshot: replayed})}
 
@@ -175,13 +176,17 @@ defmodule Tandem.Room do
         {:noreply, schedule_flush(state)}
 
       {:duplicate, ack} when state.group == [] ->
+        Tandem.Metrics.inc(:room_batches_duplicate)
         {:reply, {:ok, {:json, ack}}, state}
 
       {:duplicate, ack} ->
+        Tandem.Metrics.inc(:room_batches_duplicate)
+
         {:noreply,
          schedule_flush(%{state | group: [{from, {:ok, {:json, ack}}, nil} | state.group]})}
 
       {:error, reason} ->
+        Tandem.Metrics.inc(:room_batches_refused)
         {:reply, {:error, {:json, reason}}, state}
     end
   end
@@ -243,7 +248,11 @@ defmodule Tandem.Room do
 
   def handle_info(:snapshot_tick, state) do
     Process.send_after(self(), :snapshot_tick, state.config.snapshot_interval_ms)
-    {:noreply, if(state.since_snapshot > 0, do: snapshot(state), else: state)}
+
+    # Flush first: a snapshot must never hold a batch the journal does not.
+    with_flush(state, fn state ->
+      {:noreply, if(state.since_snapshot > 0, do: snapshot(state), else: state)}
+    end)
   end
 
   def handle_info({:EXIT, _pid, reason}, state), do: {:stop, reason, state}
@@ -285,8 +294,13 @@ defmodule Tandem.Room do
     first_seq = state.first_seq
     state = %{state | group: [], entries: [], first_seq: nil}
 
-    case journal(state.store, state.id, first_seq, entries) do
+    {commit_us, result} = :timer.tc(fn -> journal(state.store, state.id, first_seq, entries) end)
+
+    case result do
       :ok ->
+        Tandem.Metrics.observe(:room_commit_us, commit_us)
+        Tandem.Metrics.inc(:room_batches_durable, %{}, length(entries))
+
         topic = "project:" <> state.id
 
         for {from, reply, batch} <- group do

@@ -24,10 +24,15 @@ defmodule Tandem.RoomTest do
   end
 
   test "batches get consecutive seqs and are broadcast in order", %{project: p} do
+    durable_before = Tandem.Metrics.value(:room_batches_durable)
     for n <- 1..5, do: assert({:ok, %{"seq" => ^n}} = submit!(p, "c1", n, [add("o#{n}")]))
 
     assert Enum.map(broadcasts(), & &1["seq"]) == [1, 2, 3, 4, 5]
     assert %{seq: 5, objects: 5} = Tandem.Room.info(p)
+    # Every acknowledged batch is in the journal.
+    assert {:ok, nil, journal} = Tandem.Store.impl().load(p)
+    assert length(journal) == 5
+    assert Tandem.Metrics.value(:room_batches_durable) >= durable_before + 5
   end
 
   test "a retried batch is answered again and never applied twice", %{project: p} do
@@ -142,6 +147,9 @@ defmodule Tandem.RoomTest do
     Tandem.Room.leave(p)
 
     assert_receive {:DOWN, ^ref, :process, ^pid, :normal}, 2_000
+    # Stopping took a snapshot, which truncated the journal.
+    assert {:ok, snapshot, []} = Tandem.Store.impl().load(p)
+    assert is_binary(snapshot)
     {after_restart, new_pid} = join(p)
     assert new_pid != pid
     assert after_restart["snapshot"] == before["snapshot"]
@@ -151,8 +159,15 @@ defmodule Tandem.RoomTest do
   end
 
   test "a crashed room restarts from snapshot and journal", %{project: p} do
-    for n <- 1..30, do: {:ok, _} = submit!(p, "c1", n, [add("o#{n}"), set("o#{n}", "n", n)])
-    {before, pid} = join(p)
+    for n <- 1..20, do: {:ok, _} = submit!(p, "c1", n, [add("o#{n}"), set("o#{n}", "n", n)])
+    {_, pid} = join(p)
+    # The periodic snapshot, due now.
+    send(pid, :snapshot_tick)
+    for n <- 21..30, do: {:ok, _} = submit!(p, "c1", n, [add("o#{n}"), set("o#{n}", "n", n)])
+    {before, ^pid} = join(p)
+    assert {:ok, snapshot, journal} = Tandem.Store.impl().load(p)
+    assert is_binary(snapshot) and length(journal) == 10
+
     ref = Process.monitor(pid)
     Process.exit(pid, :kill)
     assert_receive {:DOWN, ^ref, :process, ^pid, :killed}
