@@ -46,7 +46,9 @@ defmodule Tandem.Metrics do
   def render do
     gauges = [
       {{:rooms_open, %{}}, Tandem.Rooms.count()},
-      {{:connections_open, %{}}, value(:connections_opened) - value(:connections_closed)}
+      {{:connections_open, %{}}, value(:connections_opened) - value(:connections_closed)},
+      {{:vm_memory_bytes, %{}}, :erlang.memory(:total)},
+      {{:vm_processes, %{}}, :erlang.system_info(:process_count)}
     ]
 
     rows = Enum.sort(:ets.tab2list(@table) ++ gauges)
