@@ -80,6 +80,17 @@ defmodule Tandem.Store.SQLiteTest do
     for r <- tl(rooms), do: assert({:ok, nil, ["#{r} one"]} == SQLite.load(r))
   end
 
+  test "a shared commit larger than one INSERT statement keeps every row", %{room: room} do
+    rooms = for n <- 1..1_201, do: "#{room}-#{n}"
+    :sys.suspend(SQLite)
+    tasks = for r <- rooms, do: Task.async(fn -> SQLite.append(r, 1, 2, [r, "two"]) end)
+    wait_for_mailbox(SQLite, length(rooms))
+    :sys.resume(SQLite)
+
+    assert Enum.all?(tasks, &(Task.await(&1) == :ok))
+    for r <- rooms, do: assert({:ok, nil, [^r, "two"]} = SQLite.load(r))
+  end
+
   defp wait_for_mailbox(name, count) do
     if Process.info(Process.whereis(name), :message_queue_len) |> elem(1) < count do
       Process.sleep(5)
