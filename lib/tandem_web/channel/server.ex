@@ -26,7 +26,9 @@ defmodule TandemWeb.Channel.Server do
     end
   end
 
-  def start_link(transport), do: GenServer.start_link(__MODULE__, transport)
+  # Idle channels hibernate, like their connections: most of a crowd is idle.
+  def start_link(transport),
+    do: GenServer.start_link(__MODULE__, transport, hibernate_after: 1_000)
 
   @impl true
   def init(transport) do
