@@ -6,8 +6,10 @@ if dir = System.get_env("DATA_DIR"), do: config(:tandem, data_dir: dir)
 # Room tuning (see config.exs for what each knob means).
 room_env = [
   snapshot_every: "ROOM_SNAPSHOT_EVERY",
+  snapshot_interval_ms: "ROOM_SNAPSHOT_INTERVAL_MS",
   idle_timeout_ms: "ROOM_IDLE_TIMEOUT_MS",
-  max_log_batches: "ROOM_LOG_BATCHES"
+  max_log_batches: "ROOM_LOG_BATCHES",
+  max_log_diffs: "ROOM_LOG_DIFFS"
 ]
 
 room_overrides =
