@@ -20,9 +20,9 @@ defmodule Tandem.Room do
     shutdown; each truncates the journal.
   * **Recovery** loads the last snapshot and replays the journal after it.
   * **Members** are the processes that joined (monitored). A room without
-    members for `idle_timeout_ms` snapshots and stops. A crashed room is
-    restarted by its supervisor from storage; its members see it go down
-    and make their clients rejoin.
+    members, and without submits, syncs or verifies, for `idle_timeout_ms`
+    snapshots and stops. A crashed room is restarted by its supervisor
+    from storage; its members see it go down and make their clients rejoin.
   """
   use GenServer, restart: :transient
   require Logger
@@ -125,7 +125,10 @@ defmodule Tandem.Room do
       first_seq: nil,
       flush_scheduled: false,
       since_snapshot: 0,
-      idle_timer: nil
+      idle_timer: nil,
+      # Monotonic ms of the last submit, sync or verify: a room busy with
+      # callers that never joined (tools, scripts) is not idle either.
+      last_used: now_ms()
     }
 
     {:ok, state, {:continue, :load}}
@@ -164,6 +167,8 @@ defmodule Tandem.Room do
 
   @impl true
   def handle_call({:submit, client_id, user_id, format, bytes}, from, state) do
+    state = %{state | last_used: now_ms()}
+
     case resolve(state, client_id, user_id, format, bytes) do
       {:ok, seq, ack, batch, entry} ->
         state = %{
@@ -199,13 +204,13 @@ defmodule Tandem.Room do
   end
 
   def handle_call({:sync, since}, _from, state) do
-    with_flush(state, fn state ->
+    with_flush(%{state | last_used: now_ms()}, fn state ->
       {:reply, {:ok, {:json, Native.room_join(state.room, since)}}, state}
     end)
   end
 
   def handle_call({:verify, seq, checksum}, _from, state) do
-    with_flush(state, fn state ->
+    with_flush(%{state | last_used: now_ms()}, fn state ->
       {:reply, {:ok, {:json, Native.room_verify(state.room, seq, checksum)}}, state}
     end)
   end
@@ -239,10 +244,18 @@ defmodule Tandem.Room do
     do: {:noreply, remove_member(state, pid)}
 
   def handle_info(:idle, state) do
-    if map_size(state.members) == 0 do
-      {:stop, :normal, state}
-    else
-      {:noreply, %{state | idle_timer: nil}}
+    unused_ms = now_ms() - state.last_used
+
+    cond do
+      map_size(state.members) > 0 ->
+        {:noreply, %{state | idle_timer: nil}}
+
+      unused_ms >= state.config.idle_timeout_ms ->
+        {:stop, :normal, state}
+
+      true ->
+        wait = state.config.idle_timeout_ms - unused_ms
+        {:noreply, %{state | idle_timer: Process.send_after(self(), :idle, wait)}}
     end
   end
 
@@ -373,6 +386,8 @@ defmodule Tandem.Room do
     state = cancel_idle(state)
     %{state | idle_timer: Process.send_after(self(), :idle, state.config.idle_timeout_ms)}
   end
+
+  defp now_ms, do: System.monotonic_time(:millisecond)
 
   defp cancel_idle(%{idle_timer: nil} = state), do: state
 

@@ -158,6 +158,45 @@ defmodule Tandem.RoomTest do
     assert {:ok, %{"seq" => 1}} = submit!(p, "c1", 1, [add("a")])
   end
 
+  test "a room used by callers that never joined stays up until unused", %{project: p} do
+    {:ok, _} = submit!(p, "c1", 1, [add("a")])
+    pid = Tandem.Rooms.whereis(p)
+    ref = Process.monitor(pid)
+
+    # Four idle timeouts (200 ms in tests) of steady use by a non-member.
+    for n <- 2..17 do
+      Process.sleep(50)
+      {:ok, _} = submit!(p, "c1", n, [set("a", "n", n)])
+    end
+
+    assert Tandem.Rooms.whereis(p) == pid
+    assert_receive {:DOWN, ^ref, :process, ^pid, :normal}, 2_000
+  end
+
+  test "nothing is acknowledged or broadcast before it is durable; a retry waits for its original",
+       %{project: p} do
+    {:ok, _} = submit!(p, "c1", 1, [add("a")])
+    [_] = broadcasts()
+    store = Tandem.Store.impl()
+    :sys.suspend(store)
+
+    try do
+      original = Task.async(fn -> submit!(p, "c1", 2, [set("a", "n", 2)]) end)
+      retry = Task.async(fn -> submit!(p, "c1", 2, [set("a", "n", 2)]) end)
+
+      refute Task.yield(original, 200)
+      refute Task.yield(retry, 0)
+      assert broadcasts() == []
+
+      :sys.resume(store)
+      assert {:ok, %{"seq" => 2} = ack} = Task.await(original)
+      assert {:ok, ^ack} = Task.await(retry)
+      assert [%{"seq" => 2}] = broadcasts()
+    after
+      :sys.resume(store)
+    end
+  end
+
   test "a crashed room restarts from snapshot and journal", %{project: p} do
     for n <- 1..20, do: {:ok, _} = submit!(p, "c1", n, [add("o#{n}"), set("o#{n}", "n", n)])
     {_, pid} = join(p)
