@@ -37,9 +37,13 @@ defmodule Mix.Tasks.Compile.Cargo do
   end
 
   defp build(root, target) do
+    cargo =
+      System.find_executable("cargo") ||
+        Mix.raise("cargo not found: install Rust with rustup, then run scripts/setup")
+
     Mix.shell().info("Compiling #{@crate} (cargo build --release)")
 
-    case System.cmd("cargo", ["build", "--release", "--quiet", "-p", @crate],
+    case System.cmd(cargo, ["build", "--release", "--quiet", "-p", @crate],
            cd: root,
            stderr_to_stdout: true,
            into: IO.stream(:stdio, :line)
