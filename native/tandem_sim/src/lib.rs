@@ -3,4 +3,5 @@
 
 pub mod proxy;
 pub mod server;
+pub mod sim;
 pub mod workload;

@@ -1,1 +1,154 @@
-fn main() {}
+//! `tandem-fuzz`: runs the fuzzy tester. See `tandem_sim` and README.md.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+use std::time::Instant;
+use tandem_sim::sim::{run, Counters, SimConfig};
+
+#[derive(Parser)]
+#[command(
+    about = "Many Tandem clients, random edits, injected faults, and a convergence verdict from a seed"
+)]
+struct Cli {
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Subcommand)]
+enum Mode {
+    /// Deterministic simulation of clients, network and server, one seed after another.
+    Sim {
+        #[arg(long, default_value_t = 100)]
+        seeds: u64,
+        #[arg(long, default_value_t = 0)]
+        seed_start: u64,
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+        #[arg(long, default_value_t = 100)]
+        ops: usize,
+        /// Without connection cuts, stalls and restarts.
+        #[arg(long)]
+        no_faults: bool,
+        /// Succeed only if some seed diverges (proves a broken build is caught).
+        #[arg(long)]
+        expect_divergence: bool,
+    },
+    /// Runs one seed again and prints its report.
+    Replay {
+        seed: u64,
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+        #[arg(long, default_value_t = 100)]
+        ops: usize,
+        #[arg(long)]
+        no_faults: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().mode {
+        Mode::Sim {
+            seeds,
+            seed_start,
+            clients,
+            ops,
+            no_faults,
+            expect_divergence,
+        } => {
+            let started = Instant::now();
+            let mut total = Counters::default();
+            let mut failed = None;
+            for seed in seed_start..seed_start + seeds {
+                let config = SimConfig {
+                    seed,
+                    clients,
+                    ops,
+                    faults: !no_faults,
+                };
+                let report = run(&config);
+                total.add(&report.counters);
+                if let Some(failure) = report.failure {
+                    failed = Some((config, failure));
+                    break;
+                }
+            }
+            let elapsed = started.elapsed().as_secs_f64();
+            println!("{total:?}");
+            match failed {
+                Some((config, failure)) => {
+                    println!("DIVERGED: seed {}: {failure}", config.seed);
+                    let (c, o) = shrink(&config);
+                    let faults = if config.faults { "" } else { " --no-faults" };
+                    println!(
+                        "replay: cargo run --release -p tandem_sim --bin tandem-fuzz -- replay {} --clients {c} --ops {o}{faults}",
+                        config.seed
+                    );
+                    if expect_divergence {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                None => {
+                    println!(
+                        "{seeds} passed, 0 failed: every seed converged ({:.0} sessions/s)",
+                        seeds as f64 / elapsed
+                    );
+                    if expect_divergence {
+                        println!("expected a divergence and found none");
+                        ExitCode::FAILURE
+                    } else {
+                        ExitCode::SUCCESS
+                    }
+                }
+            }
+        }
+        Mode::Replay {
+            seed,
+            clients,
+            ops,
+            no_faults,
+        } => {
+            let report = run(&SimConfig {
+                seed,
+                clients,
+                ops,
+                faults: !no_faults,
+            });
+            println!("{:?}", report.counters);
+            match report.failure {
+                Some(failure) => {
+                    println!("DIVERGED: seed {seed}: {failure}");
+                    ExitCode::FAILURE
+                }
+                None => {
+                    println!("seed {seed} converged");
+                    ExitCode::SUCCESS
+                }
+            }
+        }
+    }
+}
+
+/// The smallest (clients, ops) that still fails with the same seed, found
+/// by halving ops and dropping clients while the run keeps failing.
+fn shrink(config: &SimConfig) -> (usize, usize) {
+    let mut best = (config.clients, config.ops);
+    let fails = |clients, ops| {
+        run(&SimConfig {
+            seed: config.seed,
+            clients,
+            ops,
+            faults: config.faults,
+        })
+        .failure
+        .is_some()
+    };
+    while best.1 > 1 && fails(best.0, best.1 / 2) {
+        best.1 /= 2;
+    }
+    while best.0 > 2 && fails(best.0 - 1, best.1) {
+        best.0 -= 1;
+    }
+    best
+}

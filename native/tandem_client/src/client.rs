@@ -1,0 +1,628 @@
+//! The socket and the `project:ID` sync engine in one state machine.
+//!
+//! Socket rules (Phoenix's): a heartbeat every `heartbeat_ms`; one still
+//! unanswered when the next is due means the link is dead, so the client
+//! asks the embedder to close it and reconnects with [`Backoff`]. Every push
+//! carries a fresh ref and waits `push_timeout_ms` for its reply.
+//!
+//! Sync rules (PROTOCOL.md): edits apply optimistically through
+//! [`Replica`]; each pending batch is sent once per joined connection and
+//! again after every (re)join, since the server answers retries with the
+//! original ack; batches that arrive before the join reply are held, and
+//! those at or below the held seq ignored; a sequence gap asks for `sync`,
+//! a checksum mismatch for `verify`, whose snapshot replaces the confirmed
+//! state. Undo and redo replay the inverses of the user's own edits.
+
+use crate::backoff::Backoff;
+use crate::frame::Frame;
+use crate::Millis;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, VecDeque};
+use tandem_core::room::ServerBatch;
+use tandem_core::{Diff, Document, Outcome, Replica};
+
+/// Settings of a client.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub project: String,
+    pub client_id: String,
+    pub heartbeat_ms: Millis,
+    pub push_timeout_ms: Millis,
+    pub rejoin_ms: Millis,
+    pub backoff_base_ms: Millis,
+    pub backoff_cap_ms: Millis,
+    /// Seeds the jitter of reconnects.
+    pub seed: u64,
+}
+
+impl Config {
+    pub fn new(project: impl Into<String>, client_id: impl Into<String>) -> Config {
+        Config {
+            project: project.into(),
+            client_id: client_id.into(),
+            heartbeat_ms: 30_000,
+            push_timeout_ms: 10_000,
+            rejoin_ms: 1_000,
+            backoff_base_ms: 100,
+            backoff_cap_ms: 10_000,
+            seed: 0,
+        }
+    }
+}
+
+/// What the app hears about.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    Connected,
+    Disconnected,
+    Joined {
+        seq: u64,
+    },
+    JoinRefused {
+        reason: Value,
+    },
+    /// The document changed (a local edit, a remote batch, a resync).
+    Changed,
+    Acked {
+        batch_id: u64,
+        seq: u64,
+    },
+    Rejected {
+        batch_id: u64,
+        reason: Value,
+    },
+    /// The confirmed state disagreed with the server's checksum.
+    Mismatch {
+        seq: u64,
+    },
+    /// The confirmed state was replaced by a server snapshot.
+    Resynced {
+        seq: u64,
+    },
+}
+
+/// Counters for reports.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub connects: u64,
+    pub batches_sent: u64,
+    pub acked: u64,
+    pub rejected: u64,
+    pub amends: u64,
+    pub drops: u64,
+    pub resyncs: u64,
+    pub mismatches: u64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Conn {
+    Down { retry_at: Millis, attempt: u32 },
+    Connecting { attempt: u32 },
+    Up,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Join {
+    Idle,
+    Joining,
+    Joined,
+    Retry { at: Millis },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Awaiting {
+    Join,
+    Heartbeat,
+    Diffs { batch_id: u64 },
+    Sync,
+    Verify,
+}
+
+/// A Tandem client for one project.
+pub struct Client {
+    config: Config,
+    conn: Conn,
+    join: Join,
+    join_ref: Option<String>,
+    next_ref: u64,
+    replica: Replica,
+    /// Whether the replica holds server state yet (decides `last_seq`).
+    synced: bool,
+    outbox: VecDeque<String>,
+    events: VecDeque<Event>,
+    connect_requested: bool,
+    close_requested: bool,
+    backoff: Backoff,
+    heartbeat_at: Option<Millis>,
+    awaiting: BTreeMap<String, (Awaiting, Millis)>,
+    /// Batches held while joining or resyncing.
+    held: Vec<ServerBatch>,
+    resyncing: bool,
+    /// Highest batch id sent on the current join.
+    sent_upto: u64,
+    undo: Vec<Vec<Diff>>,
+    redo: Vec<Vec<Diff>>,
+    stats: Stats,
+}
+
+impl Client {
+    /// A client that will ask to connect at once.
+    pub fn new(config: Config, now: Millis) -> Client {
+        let backoff = Backoff::new(config.backoff_base_ms, config.backoff_cap_ms, config.seed);
+        let replica = Replica::new(config.client_id.clone(), 0, Document::default(), 1);
+        Client {
+            config,
+            conn: Conn::Down {
+                retry_at: now,
+                attempt: 0,
+            },
+            join: Join::Idle,
+            join_ref: None,
+            next_ref: 0,
+            replica,
+            synced: false,
+            outbox: VecDeque::new(),
+            events: VecDeque::new(),
+            connect_requested: false,
+            close_requested: false,
+            backoff,
+            heartbeat_at: None,
+            awaiting: BTreeMap::new(),
+            held: Vec::new(),
+            resyncing: false,
+            sent_upto: 0,
+            undo: Vec::new(),
+            redo: Vec::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    // ---- outputs -------------------------------------------------------
+
+    /// The next text frame to send.
+    pub fn poll_transmit(&mut self) -> Option<String> {
+        self.outbox.pop_front()
+    }
+
+    /// The next event for the app.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Whether the embedder should open a connection now.
+    pub fn poll_connect(&mut self) -> bool {
+        std::mem::take(&mut self.connect_requested)
+    }
+
+    /// Whether the embedder should close the connection (dead link).
+    pub fn poll_close(&mut self) -> bool {
+        std::mem::take(&mut self.close_requested)
+    }
+
+    /// When [`Client::handle_timeout`] must be called next.
+    pub fn poll_timeout(&self) -> Option<Millis> {
+        let mut next: Option<Millis> = None;
+        let mut at = |t: Millis| next = Some(next.map_or(t, |n| n.min(t)));
+        match self.conn {
+            Conn::Down { retry_at, .. } => at(retry_at),
+            Conn::Up => {
+                if let Some(t) = self.heartbeat_at {
+                    at(t);
+                }
+                if let Join::Retry { at: t } = self.join {
+                    at(t);
+                }
+                self.awaiting
+                    .values()
+                    .for_each(|(_, deadline)| at(*deadline));
+            }
+            Conn::Connecting { .. } => {}
+        }
+        next
+    }
+
+    // ---- state for the app -----------------------------------------------
+
+    /// The local view: confirmed state plus pending edits.
+    pub fn document(&self) -> &Document {
+        self.replica.document()
+    }
+
+    pub fn replica(&self) -> &Replica {
+        &self.replica
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub fn is_joined(&self) -> bool {
+        self.join == Join::Joined && !self.resyncing
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    // ---- inputs: transport -------------------------------------------------
+
+    /// The connection the client asked for is open.
+    pub fn handle_connected(&mut self, now: Millis) {
+        self.conn = Conn::Up;
+        self.stats.connects += 1;
+        self.events.push_back(Event::Connected);
+        self.heartbeat_at = Some(now + self.config.heartbeat_ms);
+        self.send_join(now);
+    }
+
+    /// The connection closed or could not be opened.
+    pub fn handle_disconnected(&mut self, now: Millis) {
+        let attempt = match self.conn {
+            Conn::Up => 0,
+            Conn::Connecting { attempt } | Conn::Down { attempt, .. } => attempt + 1,
+        };
+        if self.conn == Conn::Up {
+            self.events.push_back(Event::Disconnected);
+        }
+        self.conn = Conn::Down {
+            retry_at: now + self.backoff.delay(attempt),
+            attempt,
+        };
+        self.join = Join::Idle;
+        self.join_ref = None;
+        self.heartbeat_at = None;
+        self.awaiting.clear();
+        self.outbox.clear();
+        self.held.clear();
+        self.resyncing = false;
+    }
+
+    /// A text frame arrived.
+    pub fn handle_frame(&mut self, now: Millis, text: &str) {
+        let Some(frame) = Frame::decode(text) else {
+            return;
+        };
+        if let Some((status, response)) = frame.reply() {
+            let waited = frame.ref_.as_ref().and_then(|r| self.awaiting.remove(r));
+            if let Some((what, _)) = waited {
+                let ok = status == "ok";
+                self.on_reply(now, what, ok, response.clone());
+            }
+            return;
+        }
+        if frame.topic != self.topic() || self.conn != Conn::Up {
+            return;
+        }
+        match frame.event.as_str() {
+            "batch" => {
+                if let Ok(batch) = serde_json::from_value::<ServerBatch>(frame.payload) {
+                    if self.join == Join::Joined && !self.resyncing {
+                        self.apply_batches(now, vec![batch]);
+                    } else {
+                        self.held.push(batch);
+                    }
+                }
+            }
+            "phx_error" | "phx_close" if frame.join_ref == self.join_ref => {
+                self.join = Join::Retry {
+                    at: now + self.config.rejoin_ms,
+                };
+                self.join_ref = None;
+            }
+            _ => {}
+        }
+    }
+
+    /// Time passed: heartbeats, reconnects, rejoins and push timeouts.
+    pub fn handle_timeout(&mut self, now: Millis) {
+        match self.conn {
+            Conn::Down { retry_at, attempt } if retry_at <= now => {
+                self.conn = Conn::Connecting { attempt };
+                self.connect_requested = true;
+            }
+            Conn::Up => {
+                if self.heartbeat_at.is_some_and(|t| t <= now) {
+                    if self
+                        .awaiting
+                        .values()
+                        .any(|(w, _)| *w == Awaiting::Heartbeat)
+                    {
+                        // The last heartbeat was never answered: the link is dead.
+                        self.close_requested = true;
+                        self.handle_disconnected(now);
+                        return;
+                    }
+                    self.push(
+                        now,
+                        "phoenix",
+                        "heartbeat",
+                        json!({}),
+                        Awaiting::Heartbeat,
+                        None,
+                    );
+                    self.heartbeat_at = Some(now + self.config.heartbeat_ms);
+                }
+                if matches!(self.join, Join::Retry { at } if at <= now) {
+                    self.send_join(now);
+                }
+                let expired: Vec<String> = self
+                    .awaiting
+                    .iter()
+                    .filter(|(_, (w, deadline))| *deadline <= now && *w != Awaiting::Heartbeat)
+                    .map(|(r, _)| r.clone())
+                    .collect();
+                for r in expired {
+                    if let Some((what, _)) = self.awaiting.remove(&r) {
+                        self.on_timeout(now, what);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // ---- inputs: the app ----------------------------------------------------
+
+    /// Applies the app's operation now and sends it when joined.
+    pub fn edit(&mut self, now: Millis, diffs: Vec<Diff>) -> Option<u64> {
+        let batch_id = self.apply_local(now, diffs, Stack::Undo)?;
+        self.redo.clear();
+        Some(batch_id)
+    }
+
+    /// Undoes the latest own edit (as a new edit).
+    pub fn undo(&mut self, now: Millis) -> Option<u64> {
+        let inverse = self.undo.pop()?;
+        self.apply_local(now, inverse, Stack::Redo)
+    }
+
+    /// Redoes the latest undone edit.
+    pub fn redo(&mut self, now: Millis) -> Option<u64> {
+        let diffs = self.redo.pop()?;
+        self.apply_local(now, diffs, Stack::Undo)
+    }
+
+    pub fn can_undo(&self) -> bool {
+        !self.undo.is_empty()
+    }
+
+    pub fn can_redo(&self) -> bool {
+        !self.redo.is_empty()
+    }
+
+    // ---- internals ------------------------------------------------------------
+
+    fn topic(&self) -> String {
+        format!("project:{}", self.config.project)
+    }
+
+    fn apply_local(&mut self, now: Millis, diffs: Vec<Diff>, stack: Stack) -> Option<u64> {
+        let edit = self.replica.edit(diffs);
+        for outcome in &edit.outcomes {
+            match outcome {
+                Outcome::Amended => self.stats.amends += 1,
+                Outcome::Dropped(_) => self.stats.drops += 1,
+                Outcome::Accepted => {}
+            }
+        }
+        let batch_id = edit.batch_id?;
+        match stack {
+            Stack::Undo => self.undo.push(edit.inverse),
+            Stack::Redo => self.redo.push(edit.inverse),
+        }
+        self.events.push_back(Event::Changed);
+        if self.is_joined() {
+            self.send_pending(now);
+        }
+        Some(batch_id)
+    }
+
+    fn push(
+        &mut self,
+        now: Millis,
+        topic: &str,
+        event: &str,
+        payload: Value,
+        what: Awaiting,
+        join_ref: Option<String>,
+    ) -> String {
+        self.next_ref += 1;
+        let ref_ = self.next_ref.to_string();
+        let frame = Frame {
+            join_ref,
+            ref_: Some(ref_.clone()),
+            topic: topic.to_owned(),
+            event: event.to_owned(),
+            payload,
+        };
+        self.outbox.push_back(frame.encode());
+        self.awaiting
+            .insert(ref_.clone(), (what, now + self.config.push_timeout_ms));
+        ref_
+    }
+
+    fn send_join(&mut self, now: Millis) {
+        let last_seq = self.synced.then(|| self.replica.seq());
+        let payload = json!({"protocol": tandem_core::PROTOCOL_VERSION, "client_id": self.config.client_id, "last_seq": last_seq});
+        let topic = self.topic();
+        // A join's own ref is its join_ref: the ref `push` is about to take.
+        let join_ref = (self.next_ref + 1).to_string();
+        self.push(
+            now,
+            &topic,
+            "phx_join",
+            payload,
+            Awaiting::Join,
+            Some(join_ref.clone()),
+        );
+        self.join_ref = Some(join_ref);
+        self.join = Join::Joining;
+        self.held.clear();
+        self.sent_upto = 0;
+    }
+
+    fn send_diffs(&mut self, now: Millis, batch_id: u64, diffs: &[Diff]) {
+        let topic = self.topic();
+        let join_ref = self.join_ref.clone();
+        let payload = json!({"batch_id": batch_id, "diffs": diffs});
+        self.push(
+            now,
+            &topic,
+            "diffs",
+            payload,
+            Awaiting::Diffs { batch_id },
+            join_ref,
+        );
+        self.stats.batches_sent += 1;
+        self.sent_upto = self.sent_upto.max(batch_id);
+    }
+
+    /// Sends every pending batch not yet sent on this join, in order.
+    fn send_pending(&mut self, now: Millis) {
+        let unsent: Vec<(u64, Vec<Diff>)> = self
+            .replica
+            .pending()
+            .filter(|p| p.batch_id > self.sent_upto)
+            .map(|p| (p.batch_id, p.diffs.clone()))
+            .collect();
+        for (batch_id, diffs) in unsent {
+            self.send_diffs(now, batch_id, &diffs);
+        }
+    }
+
+    fn on_reply(&mut self, now: Millis, what: Awaiting, ok: bool, response: Value) {
+        match what {
+            Awaiting::Heartbeat => {}
+            Awaiting::Join if ok => {
+                self.join = Join::Joined;
+                self.apply_state(now, response);
+                let held = std::mem::take(&mut self.held);
+                self.apply_batches(now, held);
+                self.events.push_back(Event::Joined {
+                    seq: self.replica.seq(),
+                });
+                self.send_pending(now);
+            }
+            Awaiting::Join => {
+                self.events
+                    .push_back(Event::JoinRefused { reason: response });
+                self.join = Join::Retry {
+                    at: now + self.config.rejoin_ms,
+                };
+            }
+            Awaiting::Diffs { batch_id } if ok => {
+                if let Some(seq) = response.get("seq").and_then(Value::as_u64) {
+                    self.replica.acknowledged(batch_id, seq);
+                    self.stats.acked += 1;
+                    self.events.push_back(Event::Acked { batch_id, seq });
+                }
+            }
+            Awaiting::Diffs { batch_id } => {
+                let reason = response.get("reason").and_then(Value::as_str).unwrap_or("");
+                if reason != "unavailable" && reason != "rate_limited" {
+                    self.replica.rejected(batch_id);
+                    self.stats.rejected += 1;
+                    self.events.push_back(Event::Changed);
+                    self.events.push_back(Event::Rejected {
+                        batch_id,
+                        reason: response,
+                    });
+                } else {
+                    // Transient: send it again on this join.
+                    self.sent_upto = self.sent_upto.min(batch_id - 1);
+                    self.send_pending(now);
+                }
+            }
+            Awaiting::Sync | Awaiting::Verify if ok => {
+                if response.get("ok").and_then(Value::as_bool) == Some(true) {
+                    return;
+                }
+                self.resyncing = false;
+                self.apply_state(now, response);
+                let held = std::mem::take(&mut self.held);
+                self.apply_batches(now, held);
+            }
+            Awaiting::Sync | Awaiting::Verify => self.resync_from(now, None),
+        }
+    }
+
+    fn on_timeout(&mut self, now: Millis, what: Awaiting) {
+        match what {
+            Awaiting::Join => self.send_join(now),
+            Awaiting::Diffs { batch_id } => {
+                self.sent_upto = self.sent_upto.min(batch_id.saturating_sub(1));
+                self.send_pending(now);
+            }
+            Awaiting::Sync | Awaiting::Verify => self.resync_from(now, None),
+            Awaiting::Heartbeat => {}
+        }
+    }
+
+    /// Installs a join/sync/verify answer: a snapshot or missed batches.
+    fn apply_state(&mut self, now: Millis, response: Value) {
+        let seq = response.get("seq").and_then(Value::as_u64).unwrap_or(0);
+        if let Some(snapshot) = response.get("snapshot") {
+            match serde_json::from_value::<Document>(snapshot.clone()) {
+                Ok(doc) => {
+                    if self.synced {
+                        self.stats.resyncs += 1;
+                        self.events.push_back(Event::Resynced { seq });
+                    }
+                    self.replica.reset(seq, doc);
+                    self.synced = true;
+                    self.events.push_back(Event::Changed);
+                }
+                Err(_) => self.resyncing = true,
+            }
+        } else if let Some(batches) = response.get("batches") {
+            let batches: Vec<ServerBatch> =
+                serde_json::from_value(batches.clone()).unwrap_or_default();
+            self.synced = true;
+            self.apply_batches(now, batches);
+        }
+    }
+
+    fn apply_batches(&mut self, now: Millis, batches: Vec<ServerBatch>) {
+        if batches.is_empty() {
+            return;
+        }
+        match self.replica.receive(&batches) {
+            Ok(received) => {
+                if received.ignored < batches.len() {
+                    self.events.push_back(Event::Changed);
+                }
+                if let Some(m) = received.mismatch {
+                    self.stats.mismatches += 1;
+                    self.events.push_back(Event::Mismatch { seq: m.seq });
+                    self.verify(now, m.seq, m.actual.to_string());
+                }
+            }
+            Err(_gap) => self.resync_from(now, Some(self.replica.seq())),
+        }
+    }
+
+    fn verify(&mut self, now: Millis, seq: u64, checksum: String) {
+        let (topic, join_ref) = (self.topic(), self.join_ref.clone());
+        self.resyncing = true;
+        let payload = json!({"seq": seq, "checksum": checksum});
+        self.push(now, &topic, "verify", payload, Awaiting::Verify, join_ref);
+    }
+
+    fn resync_from(&mut self, now: Millis, since: Option<u64>) {
+        let (topic, join_ref) = (self.topic(), self.join_ref.clone());
+        self.resyncing = true;
+        self.push(
+            now,
+            &topic,
+            "sync",
+            json!({"since": since}),
+            Awaiting::Sync,
+            join_ref,
+        );
+    }
+}
+
+enum Stack {
+    Undo,
+    Redo,
+}

@@ -1,0 +1,23 @@
+//! A Tandem client as a pure state machine, in the style of quinn-proto:
+//! the embedder feeds it inputs ([`Client::handle_connected`],
+//! [`Client::handle_frame`], [`Client::handle_timeout`], app commands) with
+//! the current time, and polls its outputs ([`Client::poll_transmit`],
+//! [`Client::poll_timeout`], [`Client::poll_event`],
+//! [`Client::poll_connect`]). It never does I/O, never reads a clock and
+//! spawns nothing, so the same code runs in a phone app, a browser, a tokio
+//! driver and the deterministic fuzzer.
+//!
+//! - [`frame`]: Phoenix V2 JSON frames.
+//! - [`backoff`]: reconnect delays, capped exponential with jitter.
+//! - [`client`]: the socket (heartbeats, reconnects, refs, push timeouts)
+//!   and the `project:ID` sync engine on top of `tandem_core::Replica`.
+
+pub mod backoff;
+pub mod client;
+pub mod frame;
+
+pub use client::{Client, Config, Event, Stats};
+pub use frame::Frame;
+
+/// Milliseconds on the embedder's monotonic clock.
+pub type Millis = u64;

@@ -1,0 +1,477 @@
+//! `sim` mode: a deterministic simulation on one thread. Real
+//! [`tandem_client::Client`] state machines talk to a [`SimServer`] over a
+//! simulated network (per-connection FIFO links with seeded latency, so
+//! messages interleave differently across connections), while faults cut
+//! connections, stall links past the heartbeat timeout, restart clients
+//! (losing whatever was not acknowledged) and restart the server (keeping
+//! only what was durable). Everything is drawn from one seeded PRNG and
+//! virtual time, so a seed replays exactly.
+//!
+//! After the workload the network heals and goes quiet; the verdict is that
+//! every client's confirmed document and checksum equal the server's and
+//! that every batch a client saw acknowledged is in the durable history.
+
+use crate::server::{ConnId, SimServer};
+use crate::workload::{next_operation, Operation};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeMap;
+use tandem_client::{Client, Config, Event, Millis};
+
+/// What a run is asked to do.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub seed: u64,
+    pub clients: usize,
+    pub ops: usize,
+    pub faults: bool,
+}
+
+/// What a run counted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub operations: u64,
+    pub batches: u64,
+    pub acked: u64,
+    pub amends: u64,
+    pub drops: u64,
+    pub reconnects: u64,
+    pub resyncs: u64,
+    pub mismatches_seen: u64,
+    pub mismatches_healed: u64,
+    pub client_restarts: u64,
+    pub server_restarts: u64,
+}
+
+impl Counters {
+    pub fn add(&mut self, other: &Counters) {
+        self.operations += other.operations;
+        self.batches += other.batches;
+        self.acked += other.acked;
+        self.amends += other.amends;
+        self.drops += other.drops;
+        self.reconnects += other.reconnects;
+        self.resyncs += other.resyncs;
+        self.mismatches_seen += other.mismatches_seen;
+        self.mismatches_healed += other.mismatches_healed;
+        self.client_restarts += other.client_restarts;
+        self.server_restarts += other.server_restarts;
+    }
+}
+
+/// The outcome of one seed.
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub seed: u64,
+    pub failure: Option<String>,
+    pub counters: Counters,
+}
+
+#[derive(Debug)]
+enum Ev {
+    ToServer(ConnId, String),
+    ToClient(ConnId, String),
+    Opened(usize, u64, ConnId),
+    Op(usize),
+    Commit,
+    Cut(usize),
+    Stall(usize),
+    RestartClient(usize),
+    RestartServer,
+}
+
+struct Peer {
+    client: Client,
+    conn: Option<ConnId>,
+    generation: u64,
+    ops_left: usize,
+    acked: Vec<(String, u64, u64)>,
+}
+
+struct World {
+    now: Millis,
+    rng: ChaCha8Rng,
+    queue: BTreeMap<(Millis, u64), Ev>,
+    order: u64,
+    server: SimServer,
+    peers: Vec<Peer>,
+    /// conn → (peer, last delivery time to the server, to the client, stalled until)
+    links: BTreeMap<ConnId, (usize, Millis, Millis, Millis)>,
+    next_conn: ConnId,
+    commit_scheduled: bool,
+    faults: bool,
+    counters: Counters,
+    mismatch_open: bool,
+}
+
+const PROJECT: &str = "fuzz";
+
+fn client_config(id: String, seed: u64) -> Config {
+    Config {
+        heartbeat_ms: 2_000,
+        push_timeout_ms: 3_000,
+        rejoin_ms: 200,
+        backoff_base_ms: 50,
+        backoff_cap_ms: 2_000,
+        seed,
+        ..Config::new(PROJECT, id)
+    }
+}
+
+impl World {
+    fn at(&mut self, time: Millis, ev: Ev) {
+        self.order += 1;
+        self.queue.insert((time, self.order), ev);
+    }
+
+    fn latency(&mut self) -> Millis {
+        if self.rng.random_bool(0.1) {
+            self.rng.random_range(20..200)
+        } else {
+            self.rng.random_range(1..20)
+        }
+    }
+
+    /// Schedules a frame on a link, keeping each direction FIFO.
+    fn send(&mut self, conn: ConnId, to_server: bool, frame: String) {
+        let lat = self.latency();
+        let now = self.now;
+        let Some(link) = self.links.get_mut(&conn) else {
+            return;
+        };
+        let last = if to_server { &mut link.1 } else { &mut link.2 };
+        let at = (now + lat).max(*last).max(link.3);
+        *last = at;
+        let ev = if to_server {
+            Ev::ToServer(conn, frame)
+        } else {
+            Ev::ToClient(conn, frame)
+        };
+        self.at(at, ev);
+    }
+
+    fn cut(&mut self, peer: usize) {
+        if let Some(conn) = self.peers[peer].conn.take() {
+            self.links.remove(&conn);
+            self.server.disconnected(conn);
+            self.peers[peer].client.handle_disconnected(self.now);
+            self.counters.reconnects += 1;
+        }
+    }
+
+    /// Drains what a client wants done.
+    fn pump(&mut self, peer: usize) {
+        let now = self.now;
+        if self.peers[peer].client.poll_close() {
+            // The client already considers itself disconnected.
+            if let Some(conn) = self.peers[peer].conn.take() {
+                self.links.remove(&conn);
+                self.server.disconnected(conn);
+                self.counters.reconnects += 1;
+            }
+        }
+        if self.peers[peer].client.poll_connect() {
+            self.next_conn += 1;
+            let conn = self.next_conn;
+            let lat = self.latency();
+            let generation = self.peers[peer].generation;
+            self.at(now + lat, Ev::Opened(peer, generation, conn));
+        }
+        while let Some(frame) = self.peers[peer].client.poll_transmit() {
+            if let Some(conn) = self.peers[peer].conn {
+                self.send(conn, true, frame);
+            }
+        }
+        while let Some(event) = self.peers[peer].client.poll_event() {
+            match event {
+                Event::Acked { batch_id, seq } => {
+                    let id = self.peers[peer].client.config().client_id.clone();
+                    self.peers[peer].acked.push((id, batch_id, seq));
+                }
+                Event::Mismatch { .. } => {
+                    self.counters.mismatches_seen += 1;
+                    self.mismatch_open = true;
+                }
+                Event::Resynced { .. } if self.mismatch_open => {
+                    self.counters.mismatches_healed += 1;
+                    self.mismatch_open = false;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn deliver_outgoing(&mut self, out: Vec<crate::server::Outgoing>) {
+        for o in out {
+            self.send(o.conn, false, o.frame);
+        }
+        if self.server.has_uncommitted() && !self.commit_scheduled {
+            self.commit_scheduled = true;
+            let delay = self.rng.random_range(1..5);
+            self.at(self.now + delay, Ev::Commit);
+        }
+    }
+
+    fn handle(&mut self, ev: Ev) {
+        match ev {
+            Ev::ToServer(conn, frame) => {
+                if self.links.contains_key(&conn) {
+                    let out = self.server.receive(conn, &frame);
+                    self.deliver_outgoing(out);
+                }
+            }
+            Ev::ToClient(conn, frame) => {
+                if let Some(&(peer, ..)) = self.links.get(&conn) {
+                    self.peers[peer].client.handle_frame(self.now, &frame);
+                    self.pump(peer);
+                }
+            }
+            Ev::Opened(peer, generation, conn) => {
+                // A connection opened for a client that has since restarted is dropped.
+                if self.peers[peer].conn.is_none() && self.peers[peer].generation == generation {
+                    self.links.insert(conn, (peer, 0, 0, 0));
+                    self.peers[peer].conn = Some(conn);
+                    self.peers[peer].client.handle_connected(self.now);
+                    self.pump(peer);
+                }
+            }
+            Ev::Op(peer) => {
+                if self.peers[peer].ops_left == 0 {
+                    return;
+                }
+                self.peers[peer].ops_left -= 1;
+                self.counters.operations += 1;
+                let serial = self.counters.operations;
+                let generation = self.peers[peer].generation;
+                let op = next_operation(
+                    &mut self.rng,
+                    self.peers[peer].client.document(),
+                    peer * 1000 + generation as usize,
+                    serial,
+                );
+                let now = self.now;
+                let client = &mut self.peers[peer].client;
+                match op {
+                    Operation::Edit(diffs) => client.edit(now, diffs),
+                    Operation::Undo => client.undo(now),
+                    Operation::Redo => client.redo(now),
+                };
+                self.pump(peer);
+                let next = self.rng.random_range(5..60);
+                self.at(now + next, Ev::Op(peer));
+            }
+            Ev::Commit => {
+                self.commit_scheduled = false;
+                let out = self.server.commit();
+                self.deliver_outgoing(out);
+            }
+            Ev::Cut(peer) => {
+                self.cut(peer);
+                self.pump(peer);
+            }
+            Ev::Stall(peer) => {
+                let length = self.rng.random_range(500..5_000);
+                if let Some(conn) = self.peers[peer].conn {
+                    if let Some(link) = self.links.get_mut(&conn) {
+                        link.3 = self.now + length;
+                    }
+                }
+            }
+            Ev::RestartClient(peer) => {
+                self.cut(peer);
+                self.counters.client_restarts += 1;
+                let p = &mut self.peers[peer];
+                self.counters.add(&stats_of(&p.client));
+                p.generation += 1;
+                let id = format!("client-{peer}-{}", p.generation);
+                let seed = self.rng.random();
+                p.client = Client::new(client_config(id, seed), self.now);
+                self.pump(peer);
+            }
+            Ev::RestartServer => {
+                self.counters.server_restarts += 1;
+                self.commit_scheduled = false;
+                self.server.restart();
+                for peer in 0..self.peers.len() {
+                    self.cut(peer);
+                    self.pump(peer);
+                }
+            }
+        }
+    }
+
+    fn schedule_faults(&mut self, horizon: Millis) {
+        let n = self.peers.len();
+        for _ in 0..self.rng.random_range(2..8) {
+            let at = self.rng.random_range(0..horizon.max(1));
+            let peer = self.rng.random_range(0..n);
+            let ev = match self.rng.random_range(0..10) {
+                0..=4 => Ev::Cut(peer),
+                5..=7 => Ev::Stall(peer),
+                8 => Ev::RestartClient(peer),
+                _ => Ev::RestartServer,
+            };
+            self.at(at, ev);
+        }
+    }
+
+    fn next_time(&self) -> Option<Millis> {
+        let queued = self.queue.keys().next().map(|k| k.0);
+        let timers = self
+            .peers
+            .iter()
+            .filter_map(|p| p.client.poll_timeout())
+            .min();
+        match (queued, timers) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Runs until `until`, or until nothing is left to do.
+    fn run_until(&mut self, until: Millis) {
+        while let Some(t) = self.next_time() {
+            if t > until {
+                break;
+            }
+            self.now = self.now.max(t);
+            for peer in 0..self.peers.len() {
+                if self.peers[peer]
+                    .client
+                    .poll_timeout()
+                    .is_some_and(|d| d <= self.now)
+                {
+                    self.peers[peer].client.handle_timeout(self.now);
+                    self.pump(peer);
+                }
+            }
+            if let Some((&key, _)) = self.queue.iter().next() {
+                if key.0 <= self.now {
+                    let ev = self.queue.remove(&key).expect("present");
+                    self.handle(ev);
+                }
+            }
+        }
+        self.now = self.now.max(until);
+    }
+
+    fn quiet(&self) -> bool {
+        !self.server.has_uncommitted()
+            && self.queue.values().all(|e| matches!(e, Ev::Op(_)))
+            && self
+                .peers
+                .iter()
+                .all(|p| p.client.is_joined() && p.client.replica().pending().len() == 0)
+    }
+}
+
+fn stats_of(client: &Client) -> Counters {
+    let s = client.stats();
+    Counters {
+        batches: s.batches_sent,
+        acked: s.acked,
+        amends: s.amends,
+        drops: s.drops,
+        resyncs: s.resyncs,
+        ..Counters::default()
+    }
+}
+
+/// Runs one seed to its verdict.
+pub fn run(config: &SimConfig) -> Report {
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let peers = (0..config.clients)
+        .map(|i| Peer {
+            client: Client::new(client_config(format!("client-{i}-0"), rng.random()), 0),
+            conn: None,
+            generation: 0,
+            ops_left: config.ops,
+            acked: Vec::new(),
+        })
+        .collect();
+    let mut world = World {
+        now: 0,
+        rng,
+        queue: BTreeMap::new(),
+        order: 0,
+        server: SimServer::new(PROJECT),
+        peers,
+        links: BTreeMap::new(),
+        next_conn: 0,
+        commit_scheduled: false,
+        faults: config.faults,
+        counters: Counters::default(),
+        mismatch_open: false,
+    };
+    for peer in 0..config.clients {
+        world.pump(peer);
+        let start = world.rng.random_range(0..50);
+        world.at(start, Ev::Op(peer));
+    }
+    let horizon = config.ops as Millis * 35;
+    if world.faults {
+        world.schedule_faults(horizon);
+    }
+    world.run_until(horizon + 1_000);
+    // Heal: no more faults are scheduled; let everything settle.
+    world.queue.retain(|_, e| {
+        !matches!(
+            e,
+            Ev::Cut(_) | Ev::Stall(_) | Ev::RestartClient(_) | Ev::RestartServer
+        )
+    });
+    let mut settled = false;
+    for _ in 0..600 {
+        let until = world.now + 1_000;
+        world.run_until(until);
+        if world.quiet() {
+            settled = true;
+            break;
+        }
+    }
+    for p in &world.peers {
+        world.counters.add(&stats_of(&p.client));
+    }
+    let failure = if settled {
+        verdict(&world)
+    } else {
+        Some("the network healed but the clients never settled".into())
+    };
+    Report {
+        seed: config.seed,
+        failure,
+        counters: world.counters,
+    }
+}
+
+fn verdict(world: &World) -> Option<String> {
+    let room = world.server.room();
+    for (i, p) in world.peers.iter().enumerate() {
+        let r = p.client.replica();
+        if r.seq() != room.seq() {
+            return Some(format!(
+                "client {i} is at seq {} but the server at {}",
+                r.seq(),
+                room.seq()
+            ));
+        }
+        if r.document() != room.document() {
+            return Some(format!(
+                "client {i} diverged: checksum {} vs server {} ({} vs {} objects)",
+                r.document().checksum(),
+                room.document().checksum(),
+                r.document().len(),
+                room.document().len()
+            ));
+        }
+        for (client_id, batch_id, seq) in &p.acked {
+            let durable = world.server.history().get(seq);
+            if durable.is_none_or(|d| &d.client_id != client_id || d.batch_id != *batch_id) {
+                return Some(format!(
+                    "acknowledged batch {client_id}/{batch_id} (seq {seq}) was lost"
+                ));
+            }
+        }
+    }
+    None
+}
