@@ -4,9 +4,13 @@ defmodule Tandem.Rooms do
   `DynamicSupervisor` and are named through a `Registry`, so at most one
   `Tandem.Room` runs per project on this node.
 
-  A call that races with a room stopping (idle stop, crash) is retried
+  A call that races with a room stopping (idle stop, shutdown) is retried
   against a fresh room (the registry forgets a dead room asynchronously,
-  hence a few short waits), so callers never see the room's lifecycle.
+  hence a few short waits), so callers never see the room's lifecycle. A
+  room that crashes or times out during a call answers
+  `{:error, {:json, ~s({"reason":"unavailable",...})}}` instead of taking
+  the caller down: a client retries with the same `batch_id`, which the
+  room recognises if the batch did become durable.
   """
 
   @registry Tandem.Rooms.Registry
@@ -54,6 +58,9 @@ defmodule Tandem.Rooms do
     :exit, {reason, _} when attempt < @attempts and reason in [:noproc, :normal, :shutdown] ->
       Process.sleep(attempt * 5)
       call(project_id, request, timeout, attempt + 1)
+
+    :exit, _ ->
+      {:error, {:json, ~s({"reason":"unavailable","message":"the room did not answer; retry"})}}
   end
 
   defp ensure_started(project_id) do

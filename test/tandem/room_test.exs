@@ -197,6 +197,27 @@ defmodule Tandem.RoomTest do
     end
   end
 
+  test "a room dying during a call answers unavailable, and the retry lands once",
+       %{project: p} do
+    {:ok, _} = submit!(p, "c1", 1, [add("a")])
+    pid = Tandem.Rooms.whereis(p)
+    store = Tandem.Store.impl()
+    :sys.suspend(store)
+
+    try do
+      pending = Task.async(fn -> submit!(p, "c1", 2, [set("a", "n", 2)]) end)
+      refute Task.yield(pending, 100)
+      Process.exit(pid, :kill)
+      assert {:error, %{"reason" => "unavailable"}} = Task.await(pending)
+    after
+      :sys.resume(store)
+    end
+
+    # The journal write may or may not have landed: either way seq 2 is this batch.
+    assert {:ok, %{"seq" => 2}} = submit!(p, "c1", 2, [set("a", "n", 2)])
+    assert %{seq: 2} = Tandem.Room.info(p)
+  end
+
   test "a crashed room restarts from snapshot and journal", %{project: p} do
     for n <- 1..20, do: {:ok, _} = submit!(p, "c1", n, [add("o#{n}"), set("o#{n}", "n", n)])
     {_, pid} = join(p)

@@ -78,6 +78,12 @@ defmodule Tandem.Store.SQLite do
     end
   end
 
+  # Any other request first commits the appends that arrived before it, so
+  # that it sees them: a room restarted after a crash must load the last
+  # append its predecessor sent, even if that append was still waiting.
+  def handle_call(request, from, %{appends: [_ | _]} = state),
+    do: handle_call(request, from, commit(state))
+
   def handle_call({:load, room}, _from, state), do: {:reply, do_load(room), state}
 
   def handle_call({:put_snapshot, room, seq, body}, _from, state) do
@@ -111,7 +117,11 @@ defmodule Tandem.Store.SQLite do
   end
 
   @impl GenServer
-  def handle_info(:commit, state) do
+  def handle_info(:commit, state), do: {:noreply, %{commit(state) | commit_scheduled: false}}
+
+  defp commit(%{appends: []} = state), do: state
+
+  defp commit(state) do
     appends = Enum.reverse(state.appends)
 
     case transaction(insert_journal(Enum.map(appends, &elem(&1, 1)))) do
@@ -125,7 +135,7 @@ defmodule Tandem.Store.SQLite do
         end)
     end
 
-    {:noreply, %{state | appends: [], commit_scheduled: false}}
+    %{state | appends: []}
   end
 
   @impl GenServer

@@ -91,6 +91,18 @@ defmodule Tandem.Store.SQLiteTest do
     for r <- rooms, do: assert({:ok, nil, [^r, "two"]} = SQLite.load(r))
   end
 
+  test "a load sees every append that reached the store before it", %{room: room} do
+    :sys.suspend(SQLite)
+    append = Task.async(fn -> SQLite.append(room, 1, 1, ["in flight"]) end)
+    wait_for_mailbox(SQLite, 1)
+    load = Task.async(fn -> SQLite.load(room) end)
+    wait_for_mailbox(SQLite, 2)
+    :sys.resume(SQLite)
+
+    assert {:ok, nil, ["in flight"]} = Task.await(load)
+    assert :ok = Task.await(append)
+  end
+
   defp wait_for_mailbox(name, count) do
     if Process.info(Process.whereis(name), :message_queue_len) |> elem(1) < count do
       Process.sleep(5)
