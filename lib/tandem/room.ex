@@ -275,7 +275,9 @@ defmodule Tandem.Room do
     # Only a clean stop may make pending batches durable; after a crash they
     # must vanish, unacknowledged, so that storage stays the truth.
     if reason in [:normal, :shutdown] or match?({:shutdown, _}, reason) do
-      with {:ok, state} <- flush(state), do: snapshot(state)
+      # An unchanged room's snapshot is already stored.
+      with {:ok, %{since_snapshot: changed} = state} when changed > 0 <- flush(state),
+           do: snapshot(state)
     end
 
     :ok

@@ -154,6 +154,15 @@ defmodule Tandem.RoomTest do
     assert new_pid != pid
     assert after_restart["snapshot"] == before["snapshot"]
     assert after_restart["checksum"] == before["checksum"]
+
+    # Stopping again unchanged does not write the same snapshot again.
+    store = Tandem.Store.impl()
+    :ok = store.put_snapshot(p, 1, "a marker no room would write")
+    again_ref = Process.monitor(new_pid)
+    Tandem.Room.leave(p)
+    assert_receive {:DOWN, ^again_ref, :process, ^new_pid, :normal}, 2_000
+    assert {:ok, "a marker no room would write", []} = store.load(p)
+    :ok = store.put_snapshot(p, 1, snapshot)
     # Retry recognition survives the restart too.
     assert {:ok, %{"seq" => 1}} = submit!(p, "c1", 1, [add("a")])
   end
