@@ -147,7 +147,12 @@ defmodule Tandem.Room do
         {:noreply, schedule_idle(%{state | room: room, since_snapshot: replayed})}
 
       {:error, reason} ->
-        {:stop, {:recovery_failed, reason}, state}
+        # A clean stop, not a crash: restarting could not help, and a restart
+        # loop would exhaust the supervisor that every other room lives under.
+        # Each later call tries again (and answers `unavailable`).
+        Logger.error("room #{state.id} cannot recover from storage: #{inspect(reason)}")
+        Tandem.Metrics.inc(:room_recovery_failures)
+        {:stop, {:shutdown, {:recovery_failed, reason}}, state}
     end
   end
 

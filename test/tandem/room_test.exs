@@ -227,6 +227,28 @@ defmodule Tandem.RoomTest do
     assert %{seq: 2} = Tandem.Room.info(p)
   end
 
+  @tag :capture_log
+  test "a room whose storage is unreadable answers unavailable and harms no other room",
+       %{project: p} do
+    store = Tandem.Store.impl()
+    :ok = store.put_snapshot(p, 3, "not a snapshot")
+    other = unique_project()
+    {:ok, _} = submit!(other, "c1", 1, [add("a")])
+    other_pid = Tandem.Rooms.whereis(other)
+
+    for _ <- 1..3 do
+      assert {:error, reply} = Tandem.Room.join(p, %{client_id: "c", last_seq: nil})
+      assert %{"reason" => "unavailable"} = decode(reply)
+    end
+
+    assert Tandem.Rooms.whereis(other) == other_pid
+    assert {:ok, %{"seq" => 2}} = submit!(other, "c1", 2, [set("a", "n", 2)])
+
+    # Once storage is repaired the room opens.
+    :ok = store.delete(p)
+    assert {:ok, %{"seq" => 1}} = submit!(p, "c1", 1, [add("a")])
+  end
+
   test "a crashed room restarts from snapshot and journal", %{project: p} do
     for n <- 1..20, do: {:ok, _} = submit!(p, "c1", n, [add("o#{n}"), set("o#{n}", "n", n)])
     {_, pid} = join(p)
