@@ -244,6 +244,15 @@ impl Client {
         &self.config
     }
 
+    /// A one-line account of the internal state, for diagnostics.
+    pub fn describe(&self) -> String {
+        let pending: Vec<u64> = self.replica.pending().map(|p| p.batch_id).collect();
+        format!(
+            "conn={:?} join={:?} resyncing={} pending={pending:?} sent_upto={} awaiting={:?}",
+            self.conn, self.join, self.resyncing, self.sent_upto, self.awaiting
+        )
+    }
+
     // ---- inputs: transport -------------------------------------------------
 
     /// The connection the client asked for is open.
@@ -541,6 +550,10 @@ impl Client {
                 self.apply_state(now, response);
                 let held = std::mem::take(&mut self.held);
                 self.apply_batches(now, held);
+                // Edits made while resyncing were held back: send them now.
+                if self.is_joined() {
+                    self.send_pending(now);
+                }
             }
             Awaiting::Sync | Awaiting::Verify => self.resync_from(now, None),
         }

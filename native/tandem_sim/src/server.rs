@@ -99,15 +99,21 @@ impl SimServer {
         &self.history
     }
 
+    /// Connection ids of the joined members.
+    pub fn member_conns(&self) -> Vec<ConnId> {
+        self.members.keys().copied().collect()
+    }
+
     /// Whether replies are waiting for a commit.
     pub fn has_uncommitted(&self) -> bool {
         !self.held.is_empty()
     }
 
-    /// The connection closed: forget its channel.
+    /// The connection closed: forget its channel. Its batches waiting for
+    /// the commit stay: they are durable and broadcast all the same (found
+    /// by seed 370); only the reply has nowhere to go.
     pub fn disconnected(&mut self, conn: ConnId) {
         self.members.remove(&conn);
-        self.held.retain(|h| h.conn != conn);
     }
 
     /// Makes everything sequenced durable, then releases its replies and
@@ -175,6 +181,32 @@ impl SimServer {
         if topic != self.project {
             return respond("error", json!({"reason": "unmatched topic"}));
         }
+        // As the real room does: answers that show state flush first, so no
+        // client ever sees a batch that a restart could take back.
+        let mut out = if matches!(event, "phx_join" | "sync" | "verify") {
+            self.commit()
+        } else {
+            Vec::new()
+        };
+        out.extend(self.dispatch(conn, join_ref, ref_, topic, event, payload));
+        out
+    }
+
+    fn dispatch(
+        &mut self,
+        conn: ConnId,
+        join_ref: Value,
+        ref_: Value,
+        topic: String,
+        event: &str,
+        payload: Value,
+    ) -> Vec<Outgoing> {
+        let respond = |status: &str, response: Value| {
+            vec![Outgoing {
+                conn,
+                frame: reply(&join_ref, &ref_, &topic, status, response),
+            }]
+        };
         match event {
             "phx_join" => self.join(conn, join_ref.clone(), &topic, &payload, respond),
             "phx_leave" => {

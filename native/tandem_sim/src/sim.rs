@@ -355,6 +355,28 @@ impl World {
         self.now = self.now.max(until);
     }
 
+    fn describe(&self) -> String {
+        let peers: Vec<String> = self
+            .peers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                format!(
+                    "client {i}: link={:?} seq={} {}",
+                    p.conn,
+                    p.client.replica().seq(),
+                    p.client.describe()
+                )
+            })
+            .collect();
+        format!(
+            "server seq {} members {:?}; {}",
+            self.server.room().seq(),
+            self.server.member_conns(),
+            peers.join("; ")
+        )
+    }
+
     fn quiet(&self) -> bool {
         !self.server.has_uncommitted()
             && self.queue.values().all(|e| matches!(e, Ev::Op(_)))
@@ -435,7 +457,10 @@ pub fn run(config: &SimConfig) -> Report {
     let failure = if settled {
         verdict(&world)
     } else {
-        Some("the network healed but the clients never settled".into())
+        Some(format!(
+            "the network healed but the clients never settled: {}",
+            world.describe()
+        ))
     };
     Report {
         seed: config.seed,
@@ -450,9 +475,10 @@ fn verdict(world: &World) -> Option<String> {
         let r = p.client.replica();
         if r.seq() != room.seq() {
             return Some(format!(
-                "client {i} is at seq {} but the server at {}",
+                "client {i} is at seq {} but the server at {}: {}",
                 r.seq(),
-                room.seq()
+                room.seq(),
+                world.describe()
             ));
         }
         if r.document() != room.document() {
