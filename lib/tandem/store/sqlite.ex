@@ -3,6 +3,11 @@ defmodule Tandem.Store.SQLite do
   The embedded default store: one SQLite file, `DATA_DIR/tandem.db`, through
   Debian's `erlang-p1-sqlite3` (a port driver behind one gen_server).
 
+  Why this driver fits (measured here): its statements run on the VM's async
+  thread pool (`driver_async`), so an fsync never blocks a scheduler; a
+  statement costs ~50 µs, a row of a multi-row INSERT ~6 µs, and a commit's
+  fsync ~0.3–0.5 ms dominates, which group commit amortises.
+
   Durability: WAL with `synchronous=FULL`, so a commit is on disk when
   `append/4` returns — an acknowledged batch survives a power cut, not just
   a killed VM (`NORMAL` would only survive a killed VM: in WAL mode it skips
