@@ -99,8 +99,14 @@ defmodule Tandem.CrashTest do
       end)
       |> :jiffy.decode([:return_maps])
 
-    # Count: every acknowledged object survived (later, unacknowledged ones may too).
-    for {_, _, id} <- acked, do: assert(Map.has_key?(state["snapshot"], id), "lost #{id}")
+    # Count: every acknowledged batch survived whole, its object and its
+    # attribute (later, unacknowledged ones may have survived too).
+    for {_, _, id} <- acked do
+      [_, n] = String.split(id, "-")
+      assert state["snapshot"][id]["n"] == String.to_integer(n), "lost #{id}"
+    end
+
+    assert map_size(state["snapshot"]) >= length(acked)
     assert state["seq"] >= max_seq
     # Checksum: the recovered history has exactly the state acknowledged at max_seq.
     assert verify["ok"] == true or (snapshot_every < 1_000_000 and state["seq"] > max_seq)
