@@ -14,6 +14,8 @@
 
 pub mod backoff;
 pub mod client;
+#[cfg(feature = "tokio")]
+pub mod driver;
 pub mod frame;
 
 pub use client::{Client, Config, Event, Stats};

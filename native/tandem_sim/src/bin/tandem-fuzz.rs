@@ -33,6 +33,21 @@ enum Mode {
         #[arg(long)]
         expect_divergence: bool,
     },
+    /// The same clients over real WebSockets through a fault-injecting proxy.
+    Net {
+        #[arg(long, default_value_t = 5)]
+        seeds: u64,
+        #[arg(long, default_value_t = 0)]
+        seed_start: u64,
+        #[arg(long, default_value_t = 3)]
+        clients: usize,
+        #[arg(long, default_value_t = 60)]
+        ops: usize,
+        /// A running server (ws://host:port); its token in TANDEM_TOKEN.
+        /// Without it, the server is started from this repository.
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// Runs one seed again and prints its report.
     Replay {
         seed: u64,
@@ -103,6 +118,13 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Mode::Net {
+            seeds,
+            seed_start,
+            clients,
+            ops,
+            url,
+        } => net(seeds, seed_start, clients, ops, url),
         Mode::Replay {
             seed,
             clients,
@@ -128,6 +150,37 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+fn net(seeds: u64, seed_start: u64, clients: usize, ops: usize, url: Option<String>) -> ExitCode {
+    let server = match url {
+        Some(url) => {
+            tandem_sim::net::Server::given(&url, std::env::var("TANDEM_TOKEN").unwrap_or_default())
+        }
+        None => tandem_sim::net::Server::start(),
+    };
+    let server = match server {
+        Ok(server) => server,
+        Err(e) => {
+            println!("net: no server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut total = Counters::default();
+    for seed in seed_start..seed_start + seeds {
+        match tandem_sim::net::run_seed(&server, seed, clients, ops) {
+            Ok(counters) => total.add(&counters),
+            Err(failure) => {
+                println!("{total:?}");
+                println!("DIVERGED (net): seed {seed}: {failure}");
+                println!("rerun: cargo run --release -p tandem_sim --bin tandem-fuzz -- net --seeds 1 --seed-start {seed} --clients {clients} --ops {ops}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    println!("{total:?}");
+    println!("{seeds} passed, 0 failed: every net seed converged with the server");
+    ExitCode::SUCCESS
 }
 
 /// The smallest (clients, ops) that still fails with the same seed, found

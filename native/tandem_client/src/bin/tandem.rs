@@ -1,0 +1,102 @@
+//! `tandem`: a scriptable command-line Tandem client.
+//!
+//!     tandem --url ws://localhost:4000/socket/websocket --token T --project P [DIFFS_JSON...]
+//!
+//! Each argument, then each line of stdin, is one operation: a JSON array of
+//! diffs (or one diff object), `undo`, `redo` or `print`. At the end of the
+//! input it waits until every edit is acknowledged and prints the document.
+
+use std::sync::Arc;
+use std::time::Duration;
+use tandem_client::driver::Shared;
+use tandem_client::{Client, Config};
+use tandem_core::Diff;
+use tokio::io::AsyncBufReadExt;
+use tokio::sync::Notify;
+
+fn usage() -> ! {
+    eprintln!("usage: tandem --url URL --token TOKEN --project ID [OPERATION...]  (operations also from stdin)");
+    std::process::exit(2)
+}
+
+fn parse(line: &str) -> Result<Vec<Diff>, String> {
+    let value: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    let value = if value.is_array() {
+        value
+    } else {
+        serde_json::Value::Array(vec![value])
+    };
+    serde_json::from_value(value).map_err(|e| e.to_string())
+}
+
+fn apply(shared: &Shared, line: &str) {
+    let line = line.trim();
+    let now = shared.now();
+    match line {
+        "" => {}
+        "undo" => drop(shared.lock().undo(now)),
+        "redo" => drop(shared.lock().redo(now)),
+        "print" => println!(
+            "{}",
+            serde_json::to_string(shared.lock().document()).unwrap_or_default()
+        ),
+        _ => match parse(line) {
+            Ok(diffs) => drop(shared.lock().edit(now, diffs)),
+            Err(e) => eprintln!("tandem: not an operation ({e}): {line}"),
+        },
+    }
+    shared.wake();
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let (mut url, mut token, mut project, mut ops) = (None, None, None, Vec::new());
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--url" => url = args.next(),
+            "--token" => token = args.next(),
+            "--project" => project = args.next(),
+            "-h" | "--help" => usage(),
+            _ => ops.push(arg),
+        }
+    }
+    let (Some(url), Some(token), Some(project)) = (url, token, project) else {
+        usage()
+    };
+    let client_id = format!(
+        "cli-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    );
+    let shared = Shared::new(Client::new(Config::new(project, client_id), 0));
+    let stop = Arc::new(Notify::new());
+    let url = format!("{url}?vsn=2.0.0&token={token}");
+    let driver = tokio::spawn(shared.clone().run(url, stop.clone()));
+
+    for op in &ops {
+        apply(&shared, op);
+    }
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        apply(&shared, &line);
+    }
+    // Wait for every edit to be acknowledged (and for the first join).
+    for _ in 0..300 {
+        {
+            let c = shared.lock();
+            if c.is_joined() && c.replica().pending().len() == 0 {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "{}",
+        serde_json::to_string(shared.lock().document()).unwrap_or_default()
+    );
+    stop.notify_one();
+    let _ = driver.await;
+}
