@@ -1,0 +1,89 @@
+//! `cargo bench -p tandem_client`: what one incoming remote batch costs a
+//! client (decode the frame, rebase, checksum check) with 0, 10 and 100
+//! pending local diffs, on a 1,000-object document.
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use serde_json::json;
+use tandem_client::{Client, Config, Frame};
+use tandem_core::room::{IncomingBatch, LogBounds, Submitted};
+use tandem_core::{Diff, Limits, Room};
+
+fn set(i: usize, v: usize) -> Diff {
+    Diff::set(format!("o{}", i % 1000), "x", Some(json!(v)))
+}
+
+fn bench(c: &mut Criterion) {
+    let mut room = Room::new(Limits::default(), LogBounds::default());
+    let adds: Vec<Diff> = (0..1000)
+        .map(|i| serde_json::from_value(json!({"op": "add", "id": format!("o{i}"), "attrs": {"name": "layer", "z": format!("{:04x}80", i + 1)}})).unwrap())
+        .collect();
+    room.submit(
+        "seed",
+        "u",
+        IncomingBatch {
+            batch_id: 1,
+            diffs: adds,
+        },
+    )
+    .unwrap();
+    let state = serde_json::to_value(room.catch_up(None)).unwrap();
+    let Submitted::Accepted { batch, .. } = room
+        .submit(
+            "other",
+            "u",
+            IncomingBatch {
+                batch_id: 1,
+                diffs: (0..10).map(|i| set(i, 7)).collect(),
+            },
+        )
+        .unwrap()
+    else {
+        unreachable!()
+    };
+    let frame = Frame {
+        join_ref: None,
+        ref_: None,
+        topic: "project:p".into(),
+        event: "batch".into(),
+        payload: json!(batch.as_ref()),
+    }
+    .encode();
+
+    let joined_client = |pending: usize| {
+        let mut client = Client::new(Config::new("p", "me"), 0);
+        client.handle_timeout(0);
+        client.poll_connect();
+        client.handle_connected(0);
+        let join = Frame::decode(&client.poll_transmit().unwrap()).unwrap();
+        let reply = Frame {
+            join_ref: join.join_ref.clone(),
+            ref_: join.ref_.clone(),
+            topic: join.topic.clone(),
+            event: "phx_reply".into(),
+            payload: json!({"status": "ok", "response": state}),
+        };
+        client.handle_frame(0, &reply.encode());
+        for k in 0..pending {
+            client.edit(0, vec![set(500 + k, k)]);
+        }
+        while client.poll_transmit().is_some() {}
+        client
+    };
+    let mut group = c.benchmark_group("one remote batch of 10 diffs");
+    for pending in [0, 10, 100] {
+        group.bench_function(format!("{pending} pending diffs"), |b| {
+            b.iter_batched(
+                || joined_client(pending),
+                |mut client| {
+                    client.handle_frame(1, &frame);
+                    client
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
