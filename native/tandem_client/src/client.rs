@@ -550,8 +550,12 @@ impl Client {
                 self.apply_state(now, response);
                 let held = std::mem::take(&mut self.held);
                 self.apply_batches(now, held);
-                // Edits made while resyncing were held back: send them now.
+                // Edits made while resyncing were held back, and a snapshot may
+                // have swallowed the broadcast of a batch already answered:
+                // send every pending batch again (the server answers the ones
+                // it has as duplicates, which acknowledges them).
                 if self.is_joined() {
+                    self.sent_upto = 0;
                     self.send_pending(now);
                 }
             }

@@ -470,6 +470,14 @@ pub fn run(config: &SimConfig) -> Report {
 }
 
 fn verdict(world: &World) -> Option<String> {
+    // Nothing here corrupts state, so a checksum mismatch means the shared
+    // core diverged somewhere, even if the client then healed itself.
+    if world.counters.mismatches_seen > 0 {
+        return Some(format!(
+            "{} checksum mismatch(es) seen (healed {}): replicas diverged from the server",
+            world.counters.mismatches_seen, world.counters.mismatches_healed
+        ));
+    }
     let room = world.server.room();
     for (i, p) in world.peers.iter().enumerate() {
         let r = p.client.replica();
