@@ -15,6 +15,7 @@
 
 use crate::backoff::Backoff;
 use crate::frame::Frame;
+use crate::presence::Presence;
 use crate::Millis;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, VecDeque};
@@ -33,6 +34,8 @@ pub struct Config {
     pub backoff_cap_ms: Millis,
     /// Seeds the jitter of reconnects.
     pub seed: u64,
+    /// Also join `presence:ID` and `cursors:ID`.
+    pub presence: bool,
 }
 
 impl Config {
@@ -46,6 +49,7 @@ impl Config {
             backoff_base_ms: 100,
             backoff_cap_ms: 10_000,
             seed: 0,
+            presence: false,
         }
     }
 }
@@ -79,6 +83,21 @@ pub enum Event {
     Resynced {
         seq: u64,
     },
+    /// `presence:ID` changed; read it with [`Client::presence`].
+    PresenceChanged,
+    /// Someone else's pointer moved (`cursors:ID`).
+    CursorMoved {
+        user_id: String,
+        client_id: Option<String>,
+        x: f64,
+        y: f64,
+    },
+    /// Any other server message on a joined topic (for the app to filter).
+    Message {
+        topic: String,
+        event: String,
+        payload: Value,
+    },
 }
 
 /// Counters for reports.
@@ -109,9 +128,18 @@ enum Join {
     Retry { at: Millis },
 }
 
+/// The two ephemeral topics joined beside the project.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Side {
+    Presence,
+    Cursors,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 enum Awaiting {
     Join,
+    SideJoin(Side),
+    SideReply,
     Heartbeat,
     Diffs { batch_id: u64 },
     Sync,
@@ -143,6 +171,10 @@ pub struct Client {
     undo: Vec<Vec<Diff>>,
     redo: Vec<Vec<Diff>>,
     stats: Stats,
+    /// join_ref of each joined side topic.
+    sides: BTreeMap<Side, String>,
+    presence: Presence,
+    selection: Vec<String>,
 }
 
 impl Client {
@@ -174,6 +206,9 @@ impl Client {
             undo: Vec::new(),
             redo: Vec::new(),
             stats: Stats::default(),
+            sides: BTreeMap::new(),
+            presence: Presence::default(),
+            selection: Vec::new(),
         }
     }
 
@@ -262,6 +297,10 @@ impl Client {
         self.events.push_back(Event::Connected);
         self.heartbeat_at = Some(now + self.config.heartbeat_ms);
         self.send_join(now);
+        if self.config.presence {
+            self.join_side(now, Side::Presence);
+            self.join_side(now, Side::Cursors);
+        }
     }
 
     /// The connection closed or could not be opened.
@@ -284,6 +323,8 @@ impl Client {
         self.outbox.clear();
         self.held.clear();
         self.resyncing = false;
+        self.sides.clear();
+        self.presence = Presence::default();
     }
 
     /// A text frame arrived.
@@ -299,7 +340,11 @@ impl Client {
             }
             return;
         }
-        if frame.topic != self.topic() || self.conn != Conn::Up {
+        if self.conn != Conn::Up {
+            return;
+        }
+        if frame.topic != self.topic() {
+            self.handle_side_frame(now, frame);
             return;
         }
         match frame.event.as_str() {
@@ -318,7 +363,116 @@ impl Client {
                 };
                 self.join_ref = None;
             }
-            _ => {}
+            _ => self.events.push_back(Event::Message {
+                topic: frame.topic,
+                event: frame.event,
+                payload: frame.payload,
+            }),
+        }
+    }
+
+    fn side_topic(&self, side: Side) -> String {
+        match side {
+            Side::Presence => format!("presence:{}", self.config.project),
+            Side::Cursors => format!("cursors:{}", self.config.project),
+        }
+    }
+
+    fn join_side(&mut self, now: Millis, side: Side) {
+        let topic = self.side_topic(side);
+        let join_ref = (self.next_ref + 1).to_string();
+        let payload = json!({"client_id": self.config.client_id});
+        self.push(
+            now,
+            &topic,
+            "phx_join",
+            payload,
+            Awaiting::SideJoin(side),
+            Some(join_ref.clone()),
+        );
+        self.sides.insert(side, join_ref);
+    }
+
+    fn handle_side_frame(&mut self, now: Millis, frame: Frame) {
+        let side = [Side::Presence, Side::Cursors]
+            .into_iter()
+            .find(|&s| self.side_topic(s) == frame.topic);
+        let Some(side) = side else { return };
+        match (side, frame.event.as_str()) {
+            (Side::Presence, "presence_state") => {
+                self.presence.sync_state(&frame.payload);
+                self.events.push_back(Event::PresenceChanged);
+            }
+            (Side::Presence, "presence_diff") => {
+                self.presence.sync_diff(&frame.payload);
+                self.events.push_back(Event::PresenceChanged);
+            }
+            (Side::Cursors, "moved") => {
+                let p = &frame.payload;
+                if let (Some(user_id), Some(x), Some(y)) =
+                    (p["user_id"].as_str(), p["x"].as_f64(), p["y"].as_f64())
+                {
+                    self.events.push_back(Event::CursorMoved {
+                        user_id: user_id.to_owned(),
+                        client_id: p["client_id"].as_str().map(str::to_owned),
+                        x,
+                        y,
+                    });
+                }
+            }
+            (_, "phx_error" | "phx_close") if frame.join_ref.as_ref() == self.sides.get(&side) => {
+                // Rejoin at once: these topics hold no state worth a delay.
+                self.join_side(now, side);
+            }
+            _ => self.events.push_back(Event::Message {
+                topic: frame.topic,
+                event: frame.event,
+                payload: frame.payload,
+            }),
+        }
+    }
+
+    /// Who is present in the project (after joining with `presence: true`).
+    pub fn presence(&self) -> &Presence {
+        &self.presence
+    }
+
+    /// Shares this connection's selection with the others (kept and resent
+    /// after a reconnect).
+    pub fn update_selection(&mut self, now: Millis, ids: Vec<String>) {
+        self.selection = ids;
+        self.send_selection(now);
+    }
+
+    fn send_selection(&mut self, now: Millis) {
+        if let Some(join_ref) = self.sides.get(&Side::Presence).cloned() {
+            let topic = self.side_topic(Side::Presence);
+            let payload = json!({"selection": self.selection});
+            self.push(
+                now,
+                &topic,
+                "update",
+                payload,
+                Awaiting::SideReply,
+                Some(join_ref),
+            );
+        }
+    }
+
+    /// Moves this user's pointer; dropped while not connected (ephemeral).
+    pub fn move_cursor(&mut self, now: Millis, x: f64, y: f64) {
+        if let Some(join_ref) = self.sides.get(&Side::Cursors).cloned() {
+            let topic = self.side_topic(Side::Cursors);
+            self.next_ref += 1;
+            let frame = Frame {
+                join_ref: Some(join_ref),
+                ref_: Some(self.next_ref.to_string()),
+                topic,
+                event: "move".into(),
+                payload: json!({"x": x, "y": y}),
+            };
+            let _ = now;
+            self.outbox.push_back(frame.encode());
         }
     }
 
@@ -501,7 +655,14 @@ impl Client {
 
     fn on_reply(&mut self, now: Millis, what: Awaiting, ok: bool, response: Value) {
         match what {
-            Awaiting::Heartbeat => {}
+            Awaiting::Heartbeat | Awaiting::SideReply => {}
+            Awaiting::SideJoin(Side::Presence) if ok && !self.selection.is_empty() => {
+                self.send_selection(now)
+            }
+            Awaiting::SideJoin(side) if !ok => {
+                self.sides.remove(&side);
+            }
+            Awaiting::SideJoin(_) => {}
             Awaiting::Join if ok => {
                 self.join = Join::Joined;
                 self.apply_state(now, response);
@@ -571,7 +732,8 @@ impl Client {
                 self.send_pending(now);
             }
             Awaiting::Sync | Awaiting::Verify => self.resync_from(now, None),
-            Awaiting::Heartbeat => {}
+            Awaiting::SideJoin(side) => self.join_side(now, side),
+            Awaiting::Heartbeat | Awaiting::SideReply => {}
         }
     }
 

@@ -55,3 +55,123 @@ impl Frame {
         ))
     }
 }
+
+/// A V2 binary frame: the same envelope with raw bytes as payload. Clients
+/// send kind 0 (push); servers send 0 (push), 1 (reply: `event` is the
+/// status) and 2 (broadcast).
+#[derive(Clone, Debug, PartialEq)]
+pub struct BinaryFrame {
+    pub kind: u8,
+    pub join_ref: Option<String>,
+    pub ref_: Option<String>,
+    pub topic: String,
+    pub event: String,
+    pub payload: Vec<u8>,
+}
+
+fn short(field: &Option<String>) -> &[u8] {
+    field.as_deref().unwrap_or("").as_bytes()
+}
+
+impl BinaryFrame {
+    /// Encodes a client push (kind 0). Fields are at most 255 bytes each.
+    pub fn encode_push(&self) -> Option<Vec<u8>> {
+        let (jr, r, t, e) = (
+            short(&self.join_ref),
+            short(&self.ref_),
+            self.topic.as_bytes(),
+            self.event.as_bytes(),
+        );
+        let sizes = [jr.len(), r.len(), t.len(), e.len()].map(u8::try_from);
+        let [a, b, c, d] = sizes;
+        let mut out = vec![0, a.ok()?, b.ok()?, c.ok()?, d.ok()?];
+        for part in [jr, r, t, e, &self.payload] {
+            out.extend_from_slice(part);
+        }
+        Some(out)
+    }
+
+    /// Decodes a server frame of kind 0, 1 or 2; `None` when malformed.
+    pub fn decode(bytes: &[u8]) -> Option<BinaryFrame> {
+        let (&kind, rest) = bytes.split_first()?;
+        let text = |b: &[u8]| String::from_utf8(b.to_vec()).ok();
+        let take = |rest: &[u8], sizes: &[usize]| -> Option<(Vec<String>, Vec<u8>)> {
+            let mut fields = Vec::new();
+            let mut at = 0;
+            for &n in sizes {
+                fields.push(text(rest.get(at..at + n)?)?);
+                at += n;
+            }
+            Some((fields, rest.get(at..)?.to_vec()))
+        };
+        let non_empty = |s: String| (!s.is_empty()).then_some(s);
+        match kind {
+            0 => {
+                let (head, rest) = rest.split_at_checked(3)?;
+                let (mut f, payload) =
+                    take(rest, &[head[0].into(), head[1].into(), head[2].into()])?;
+                let (event, topic, join_ref) = (f.pop()?, f.pop()?, f.pop()?);
+                Some(BinaryFrame {
+                    kind,
+                    join_ref: non_empty(join_ref),
+                    ref_: None,
+                    topic,
+                    event,
+                    payload,
+                })
+            }
+            1 => {
+                let (head, rest) = rest.split_at_checked(4)?;
+                let sizes = [
+                    head[0].into(),
+                    head[1].into(),
+                    head[2].into(),
+                    head[3].into(),
+                ];
+                let (mut f, payload) = take(rest, &sizes)?;
+                let (event, topic, ref_, join_ref) = (f.pop()?, f.pop()?, f.pop()?, f.pop()?);
+                Some(BinaryFrame {
+                    kind,
+                    join_ref: non_empty(join_ref),
+                    ref_: non_empty(ref_),
+                    topic,
+                    event,
+                    payload,
+                })
+            }
+            2 => {
+                let (head, rest) = rest.split_at_checked(2)?;
+                let (mut f, payload) = take(rest, &[head[0].into(), head[1].into()])?;
+                let (event, topic) = (f.pop()?, f.pop()?);
+                Some(BinaryFrame {
+                    kind,
+                    join_ref: None,
+                    ref_: None,
+                    topic,
+                    event,
+                    payload,
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// V1 JSON frames: `{"topic","event","payload","ref","join_ref"}`.
+impl Frame {
+    pub fn encode_v1(&self) -> String {
+        json!({"topic": self.topic, "event": self.event, "payload": self.payload, "ref": self.ref_, "join_ref": self.join_ref}).to_string()
+    }
+
+    pub fn decode_v1(text: &str) -> Option<Frame> {
+        let v: Value = serde_json::from_str(text).ok()?;
+        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+        Some(Frame {
+            join_ref: s("join_ref"),
+            ref_: s("ref"),
+            topic: s("topic")?,
+            event: s("event")?,
+            payload: v.get("payload").cloned().unwrap_or(Value::Null),
+        })
+    }
+}

@@ -17,9 +17,11 @@ pub mod client;
 #[cfg(feature = "tokio")]
 pub mod driver;
 pub mod frame;
+pub mod presence;
 
 pub use client::{Client, Config, Event, Stats};
-pub use frame::Frame;
+pub use frame::{BinaryFrame, Frame};
+pub use presence::Presence;
 
 /// Milliseconds on the embedder's monotonic clock.
 pub type Millis = u64;

@@ -1,0 +1,203 @@
+//! The presence tracker, V1 and binary frames, and the presence/cursor
+//! topics of the client, through the same two-sided style as client.rs.
+
+use serde_json::{json, Value};
+use tandem_client::{BinaryFrame, Client, Config, Event, Frame, Presence};
+
+fn meta(r: &str, client: &str) -> Value {
+    json!({"phx_ref": r, "client_id": client, "name": "Ann"})
+}
+
+#[test]
+fn presence_merges_state_and_diffs_like_phoenix_js() {
+    let mut p = Presence::default();
+    // A diff before the first state is held, then applied on top of it.
+    p.sync_diff(&json!({"joins": {"bo": {"metas": [meta("b1", "t")]}}, "leaves": {}}));
+    assert_eq!(p.list().count(), 0);
+    p.sync_state(&json!({"ann": {"metas": [meta("a1", "tab1")]}}));
+    assert_eq!(
+        p.list().map(|(k, m)| (k, m.len())).collect::<Vec<_>>(),
+        [("ann", 1), ("bo", 1)]
+    );
+
+    // A second tab of the same user is a second meta under one key.
+    p.sync_diff(&json!({"joins": {"ann": {"metas": [meta("a2", "tab2")]}}, "leaves": {}}));
+    assert_eq!(p.get("ann").unwrap().len(), 2);
+    // An update is a leave of the old meta and a join of the new one.
+    p.sync_diff(&json!({"joins": {"ann": {"metas": [meta("a3", "tab2")]}}, "leaves": {"ann": {"metas": [meta("a2", "tab2")]}}}));
+    let refs: Vec<_> = p
+        .get("ann")
+        .unwrap()
+        .iter()
+        .map(|m| m["phx_ref"].as_str().unwrap())
+        .collect();
+    assert_eq!(refs, ["a1", "a3"]);
+    // The last meta leaving removes the key.
+    p.sync_diff(&json!({"joins": {}, "leaves": {"bo": {"metas": [meta("b1", "t")]}}}));
+    assert!(p.get("bo").is_none());
+}
+
+#[test]
+fn binary_frames_encode_pushes_and_decode_replies_and_broadcasts() {
+    let push = BinaryFrame {
+        kind: 0,
+        join_ref: Some("1".into()),
+        ref_: Some("2".into()),
+        topic: "project:p".into(),
+        event: "diffs".into(),
+        payload: vec![0x90],
+    };
+    let bytes = push.encode_push().unwrap();
+    assert_eq!(&bytes[..5], &[0, 1, 1, 9, 5]);
+    assert_eq!(bytes.last(), Some(&0x90));
+
+    let mut reply = vec![1, 1, 1, 1, 2];
+    reply.extend_from_slice(b"12tok\xff");
+    let r = BinaryFrame::decode(&reply).unwrap();
+    assert_eq!(
+        (
+            r.kind,
+            r.join_ref.as_deref(),
+            r.ref_.as_deref(),
+            r.topic.as_str(),
+            r.event.as_str()
+        ),
+        (1, Some("1"), Some("2"), "t", "ok")
+    );
+    assert_eq!(r.payload, [0xff]);
+
+    let mut broadcast = vec![2, 1, 1];
+    broadcast.extend_from_slice(b"te\x01\x02");
+    let b = BinaryFrame::decode(&broadcast).unwrap();
+    assert_eq!(
+        (b.topic.as_str(), b.event.as_str(), b.payload.as_slice()),
+        ("t", "e", &[1u8, 2][..])
+    );
+
+    let mut push_in = vec![0, 1, 1, 1];
+    push_in.extend_from_slice(b"jte!");
+    assert_eq!(BinaryFrame::decode(&push_in).unwrap().payload, b"!");
+    assert!(BinaryFrame::decode(&[1, 9, 9, 9, 9]).is_none(), "truncated");
+    assert!(BinaryFrame::decode(&[7]).is_none(), "unknown kind");
+}
+
+#[test]
+fn v1_frames_are_objects() {
+    let f = Frame {
+        join_ref: None,
+        ref_: Some("3".into()),
+        topic: "phoenix".into(),
+        event: "heartbeat".into(),
+        payload: json!({}),
+    };
+    let text = f.encode_v1();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        v,
+        json!({"topic": "phoenix", "event": "heartbeat", "payload": {}, "ref": "3", "join_ref": null})
+    );
+    assert_eq!(Frame::decode_v1(&text), Some(f));
+}
+
+fn joined_with_presence() -> (Client, Vec<Frame>) {
+    let config = Config {
+        presence: true,
+        ..Config::new("p", "me")
+    };
+    let mut c = Client::new(config, 0);
+    c.handle_timeout(0);
+    c.poll_connect();
+    c.handle_connected(0);
+    let sent: Vec<Frame> = std::iter::from_fn(|| c.poll_transmit())
+        .map(|t| Frame::decode(&t).unwrap())
+        .collect();
+    for f in &sent {
+        let response = if f.topic.starts_with("project:") {
+            json!({"seq": 0, "checksum": "0000000000000000", "snapshot": {}})
+        } else {
+            json!({})
+        };
+        let reply = Frame {
+            join_ref: f.join_ref.clone(),
+            ref_: f.ref_.clone(),
+            topic: f.topic.clone(),
+            event: "phx_reply".into(),
+            payload: json!({"status": "ok", "response": response}),
+        };
+        c.handle_frame(0, &reply.encode());
+    }
+    (c, sent)
+}
+
+#[test]
+fn joins_presence_and_cursors_and_surfaces_their_events() {
+    let (mut c, sent) = joined_with_presence();
+    let topics: Vec<_> = sent.iter().map(|f| f.topic.as_str()).collect();
+    assert_eq!(topics, ["project:p", "presence:p", "cursors:p"]);
+    let presence_join = sent[1].join_ref.clone();
+
+    let push = |topic: &str, event: &str, payload: Value| {
+        Frame {
+            join_ref: None,
+            ref_: None,
+            topic: topic.into(),
+            event: event.into(),
+            payload,
+        }
+        .encode()
+    };
+    c.handle_frame(
+        1,
+        &push(
+            "presence:p",
+            "presence_state",
+            json!({"ann": {"metas": [meta("a1", "x")]}}),
+        ),
+    );
+    c.handle_frame(
+        1,
+        &push(
+            "cursors:p",
+            "moved",
+            json!({"user_id": "ann", "client_id": "x", "x": 3, "y": 4.5}),
+        ),
+    );
+    c.handle_frame(1, &push("project:p", "something_new", json!({"n": 1})));
+    let events: Vec<Event> = std::iter::from_fn(|| c.poll_event()).collect();
+    assert!(events.contains(&Event::PresenceChanged));
+    assert!(events.contains(&Event::CursorMoved {
+        user_id: "ann".into(),
+        client_id: Some("x".into()),
+        x: 3.0,
+        y: 4.5
+    }));
+    assert!(events.contains(&Event::Message {
+        topic: "project:p".into(),
+        event: "something_new".into(),
+        payload: json!({"n": 1})
+    }));
+    assert_eq!(c.presence().get("ann").unwrap().len(), 1);
+
+    // Selection updates and cursor moves go out on their topics with their join_refs.
+    c.update_selection(2, vec!["r1".into()]);
+    c.move_cursor(2, 10.0, 20.0);
+    let out: Vec<Frame> = std::iter::from_fn(|| c.poll_transmit())
+        .map(|t| Frame::decode(&t).unwrap())
+        .collect();
+    assert_eq!(out[0].event, "update");
+    assert_eq!(out[0].join_ref, presence_join);
+    assert_eq!(out[0].payload, json!({"selection": ["r1"]}));
+    assert_eq!(
+        (out[1].topic.as_str(), out[1].event.as_str()),
+        ("cursors:p", "move")
+    );
+
+    // After a reconnect the selection is sent again once presence is rejoined.
+    c.handle_disconnected(3);
+    assert!(c.presence().list().next().is_none());
+    c.move_cursor(3, 1.0, 1.0);
+    assert!(
+        c.poll_transmit().is_none(),
+        "cursor moves are dropped while disconnected"
+    );
+}
