@@ -92,11 +92,33 @@ pub enum Event {
         x: f64,
         y: f64,
     },
-    /// Any other server message on a joined topic (for the app to filter).
+    /// Any other server message on a joined topic (see [`Client::subscribe`]).
     Message {
         topic: String,
         event: String,
         payload: Value,
+    },
+    /// A channel of [`Client::join_channel`] was joined (again).
+    ChannelJoined {
+        topic: String,
+        response: Value,
+    },
+    /// A channel join was refused; it is retried after `rejoin_ms`.
+    ChannelRefused {
+        topic: String,
+        response: Value,
+    },
+    /// The answer to [`Client::push_channel`].
+    Reply {
+        topic: String,
+        ref_: String,
+        ok: bool,
+        response: Value,
+    },
+    /// A push got no answer in time (or its connection dropped first).
+    PushTimeout {
+        topic: String,
+        ref_: String,
     },
 }
 
@@ -140,10 +162,25 @@ enum Awaiting {
     Join,
     SideJoin(Side),
     SideReply,
+    ChannelJoin(String),
+    ChannelReply(String),
     Heartbeat,
     Diffs { batch_id: u64 },
     Sync,
     Verify,
+}
+
+/// A channel the app joined by topic ([`Client::join_channel`]).
+#[derive(Clone, Debug, Default)]
+struct Channel {
+    payload: Value,
+    join_ref: Option<String>,
+    joined: bool,
+    retry_at: Option<Millis>,
+    /// Pushes waiting for the join, in order: (ref, event, payload).
+    buffer: VecDeque<(String, String, Value)>,
+    /// Events the app subscribed to; empty means all.
+    subscriptions: std::collections::BTreeSet<String>,
 }
 
 /// A Tandem client for one project.
@@ -175,6 +212,7 @@ pub struct Client {
     sides: BTreeMap<Side, String>,
     presence: Presence,
     selection: Vec<String>,
+    channels: BTreeMap<String, Channel>,
 }
 
 impl Client {
@@ -209,6 +247,7 @@ impl Client {
             sides: BTreeMap::new(),
             presence: Presence::default(),
             selection: Vec::new(),
+            channels: BTreeMap::new(),
         }
     }
 
@@ -301,6 +340,10 @@ impl Client {
             self.join_side(now, Side::Presence);
             self.join_side(now, Side::Cursors);
         }
+        let topics: Vec<String> = self.channels.keys().cloned().collect();
+        for topic in topics {
+            self.join_generic(now, &topic);
+        }
     }
 
     /// The connection closed or could not be opened.
@@ -319,7 +362,16 @@ impl Client {
         self.join = Join::Idle;
         self.join_ref = None;
         self.heartbeat_at = None;
-        self.awaiting.clear();
+        for (ref_, (what, _)) in std::mem::take(&mut self.awaiting) {
+            if let Awaiting::ChannelReply(topic) = what {
+                self.events.push_back(Event::PushTimeout { topic, ref_ });
+            }
+        }
+        for channel in self.channels.values_mut() {
+            channel.joined = false;
+            channel.join_ref = None;
+            channel.retry_at = None;
+        }
         self.outbox.clear();
         self.held.clear();
         self.resyncing = false;
@@ -336,7 +388,7 @@ impl Client {
             let waited = frame.ref_.as_ref().and_then(|r| self.awaiting.remove(r));
             if let Some((what, _)) = waited {
                 let ok = status == "ok";
-                self.on_reply(now, what, ok, response.clone());
+                self.on_reply(now, frame.ref_.clone(), what, ok, response.clone());
             }
             return;
         }
@@ -397,7 +449,10 @@ impl Client {
         let side = [Side::Presence, Side::Cursors]
             .into_iter()
             .find(|&s| self.side_topic(s) == frame.topic);
-        let Some(side) = side else { return };
+        let Some(side) = side else {
+            self.handle_channel_frame(now, frame);
+            return;
+        };
         match (side, frame.event.as_str()) {
             (Side::Presence, "presence_state") => {
                 self.presence.sync_state(&frame.payload);
@@ -429,6 +484,157 @@ impl Client {
                 event: frame.event,
                 payload: frame.payload,
             }),
+        }
+    }
+
+    /// Joins any topic as a Phoenix channel: joined on every connect and
+    /// rejoined after errors; pushes wait for the join and go out in order.
+    pub fn join_channel(&mut self, now: Millis, topic: &str, payload: Value) {
+        self.channels.insert(
+            topic.to_owned(),
+            Channel {
+                payload,
+                ..Channel::default()
+            },
+        );
+        if self.conn == Conn::Up {
+            self.join_generic(now, topic);
+        }
+    }
+
+    /// Leaves a channel of [`Client::join_channel`].
+    pub fn leave_channel(&mut self, now: Millis, topic: &str) {
+        if let Some(channel) = self.channels.remove(topic) {
+            if channel.joined {
+                let push = (topic, "phx_leave", json!({}), channel.join_ref);
+                self.push(
+                    now,
+                    push.0,
+                    push.1,
+                    push.2,
+                    Awaiting::ChannelReply(topic.to_owned()),
+                    push.3,
+                );
+            }
+        }
+    }
+
+    /// Only these events of `topic` become [`Event::Message`] (all when none).
+    pub fn subscribe(&mut self, topic: &str, event: &str) {
+        if let Some(channel) = self.channels.get_mut(topic) {
+            channel.subscriptions.insert(event.to_owned());
+        }
+    }
+
+    /// Pushes `event` on a joined (or joining) channel; the answer comes as
+    /// [`Event::Reply`] or [`Event::PushTimeout`] with the returned ref.
+    pub fn push_channel(
+        &mut self,
+        now: Millis,
+        topic: &str,
+        event: &str,
+        payload: Value,
+    ) -> Option<String> {
+        let joined = self.channels.get(topic)?.joined;
+        self.next_ref += 1;
+        let ref_ = self.next_ref.to_string();
+        if joined {
+            self.send_channel_push(now, topic, ref_.clone(), event, payload);
+        } else {
+            let channel = self.channels.get_mut(topic)?;
+            channel
+                .buffer
+                .push_back((ref_.clone(), event.to_owned(), payload));
+        }
+        Some(ref_)
+    }
+
+    fn send_channel_push(
+        &mut self,
+        now: Millis,
+        topic: &str,
+        ref_: String,
+        event: &str,
+        payload: Value,
+    ) {
+        let join_ref = self.channels.get(topic).and_then(|c| c.join_ref.clone());
+        let frame = Frame {
+            join_ref,
+            ref_: Some(ref_.clone()),
+            topic: topic.to_owned(),
+            event: event.to_owned(),
+            payload,
+        };
+        self.outbox.push_back(frame.encode());
+        let deadline = now + self.config.push_timeout_ms;
+        self.awaiting
+            .insert(ref_, (Awaiting::ChannelReply(topic.to_owned()), deadline));
+    }
+
+    fn join_generic(&mut self, now: Millis, topic: &str) {
+        let Some(payload) = self.channels.get(topic).map(|c| c.payload.clone()) else {
+            return;
+        };
+        let join_ref = (self.next_ref + 1).to_string();
+        self.push(
+            now,
+            topic,
+            "phx_join",
+            payload,
+            Awaiting::ChannelJoin(topic.to_owned()),
+            Some(join_ref.clone()),
+        );
+        if let Some(channel) = self.channels.get_mut(topic) {
+            channel.join_ref = Some(join_ref);
+            channel.joined = false;
+            channel.retry_at = None;
+        }
+    }
+
+    fn on_channel_joined(&mut self, now: Millis, topic: String, ok: bool, response: Value) {
+        let rejoin_at = now + self.config.rejoin_ms;
+        let Some(channel) = self.channels.get_mut(&topic) else {
+            return;
+        };
+        if !ok {
+            channel.retry_at = Some(rejoin_at);
+            self.events
+                .push_back(Event::ChannelRefused { topic, response });
+            return;
+        }
+        channel.joined = true;
+        let buffered: Vec<_> = channel.buffer.drain(..).collect();
+        self.events.push_back(Event::ChannelJoined {
+            topic: topic.clone(),
+            response,
+        });
+        for (ref_, event, payload) in buffered {
+            self.send_channel_push(now, &topic, ref_, &event, payload);
+        }
+    }
+
+    fn handle_channel_frame(&mut self, now: Millis, frame: Frame) {
+        let rejoin_at = now + self.config.rejoin_ms;
+        let Some(channel) = self.channels.get_mut(&frame.topic) else {
+            return;
+        };
+        // Messages for an earlier join of this topic are stale.
+        if frame.join_ref.is_some() && frame.join_ref != channel.join_ref {
+            return;
+        }
+        match frame.event.as_str() {
+            "phx_error" | "phx_close" => {
+                channel.joined = false;
+                channel.retry_at = Some(rejoin_at);
+            }
+            event if channel.subscriptions.is_empty() || channel.subscriptions.contains(event) => {
+                self.events.push_back(Event::Message {
+                    topic: frame.topic,
+                    event: frame.event,
+                    payload: frame.payload,
+                });
+            }
+            _ => {}
         }
     }
 
@@ -508,6 +714,15 @@ impl Client {
                 if matches!(self.join, Join::Retry { at } if at <= now) {
                     self.send_join(now);
                 }
+                let due: Vec<String> = self
+                    .channels
+                    .iter()
+                    .filter(|(_, c)| c.retry_at.is_some_and(|t| t <= now))
+                    .map(|(t, _)| t.clone())
+                    .collect();
+                for topic in due {
+                    self.join_generic(now, &topic);
+                }
                 let expired: Vec<String> = self
                     .awaiting
                     .iter()
@@ -516,7 +731,7 @@ impl Client {
                     .collect();
                 for r in expired {
                     if let Some((what, _)) = self.awaiting.remove(&r) {
-                        self.on_timeout(now, what);
+                        self.on_timeout(now, Some(r), what);
                     }
                 }
             }
@@ -653,7 +868,14 @@ impl Client {
         }
     }
 
-    fn on_reply(&mut self, now: Millis, what: Awaiting, ok: bool, response: Value) {
+    fn on_reply(
+        &mut self,
+        now: Millis,
+        ref_: Option<String>,
+        what: Awaiting,
+        ok: bool,
+        response: Value,
+    ) {
         match what {
             Awaiting::Heartbeat | Awaiting::SideReply => {}
             Awaiting::SideJoin(Side::Presence) if ok && !self.selection.is_empty() => {
@@ -663,6 +885,13 @@ impl Client {
                 self.sides.remove(&side);
             }
             Awaiting::SideJoin(_) => {}
+            Awaiting::ChannelJoin(topic) => self.on_channel_joined(now, topic, ok, response),
+            Awaiting::ChannelReply(topic) => self.events.push_back(Event::Reply {
+                topic,
+                ref_: ref_.unwrap_or_default(),
+                ok,
+                response,
+            }),
             Awaiting::Join if ok => {
                 self.join = Join::Joined;
                 self.apply_state(now, response);
@@ -724,7 +953,7 @@ impl Client {
         }
     }
 
-    fn on_timeout(&mut self, now: Millis, what: Awaiting) {
+    fn on_timeout(&mut self, now: Millis, ref_: Option<String>, what: Awaiting) {
         match what {
             Awaiting::Join => self.send_join(now),
             Awaiting::Diffs { batch_id } => {
@@ -733,6 +962,11 @@ impl Client {
             }
             Awaiting::Sync | Awaiting::Verify => self.resync_from(now, None),
             Awaiting::SideJoin(side) => self.join_side(now, side),
+            Awaiting::ChannelJoin(topic) => self.join_generic(now, &topic),
+            Awaiting::ChannelReply(topic) => self.events.push_back(Event::PushTimeout {
+                topic,
+                ref_: ref_.unwrap_or_default(),
+            }),
             Awaiting::Heartbeat | Awaiting::SideReply => {}
         }
     }
