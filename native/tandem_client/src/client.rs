@@ -36,6 +36,26 @@ pub struct Config {
     pub seed: u64,
     /// Also join `presence:ID` and `cursors:ID`.
     pub presence: bool,
+    /// The serializer to speak (`vsn` of the URL): V2 JSON arrays or V1 objects.
+    pub vsn: Vsn,
+}
+
+/// The Phoenix serializer version a client speaks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Vsn {
+    #[default]
+    V2,
+    V1,
+}
+
+impl Vsn {
+    /// The `vsn` query parameter value.
+    pub fn param(self) -> &'static str {
+        match self {
+            Vsn::V2 => "2.0.0",
+            Vsn::V1 => "1.0.0",
+        }
+    }
 }
 
 impl Config {
@@ -50,6 +70,7 @@ impl Config {
             backoff_cap_ms: 10_000,
             seed: 0,
             presence: false,
+            vsn: Vsn::V2,
         }
     }
 }
@@ -381,7 +402,11 @@ impl Client {
 
     /// A text frame arrived.
     pub fn handle_frame(&mut self, now: Millis, text: &str) {
-        let Some(frame) = Frame::decode(text) else {
+        let decoded = match self.config.vsn {
+            Vsn::V2 => Frame::decode(text),
+            Vsn::V1 => Frame::decode_v1(text),
+        };
+        let Some(frame) = decoded else {
             return;
         };
         if let Some((status, response)) = frame.reply() {
@@ -565,7 +590,7 @@ impl Client {
             event: event.to_owned(),
             payload,
         };
-        self.outbox.push_back(frame.encode());
+        self.transmit(&frame);
         let deadline = now + self.config.push_timeout_ms;
         self.awaiting
             .insert(ref_, (Awaiting::ChannelReply(topic.to_owned()), deadline));
@@ -678,7 +703,7 @@ impl Client {
                 payload: json!({"x": x, "y": y}),
             };
             let _ = now;
-            self.outbox.push_back(frame.encode());
+            self.transmit(&frame);
         }
     }
 
@@ -795,6 +820,14 @@ impl Client {
         Some(batch_id)
     }
 
+    fn transmit(&mut self, frame: &Frame) {
+        let text = match self.config.vsn {
+            Vsn::V2 => frame.encode(),
+            Vsn::V1 => frame.encode_v1(),
+        };
+        self.outbox.push_back(text);
+    }
+
     fn push(
         &mut self,
         now: Millis,
@@ -813,7 +846,7 @@ impl Client {
             event: event.to_owned(),
             payload,
         };
-        self.outbox.push_back(frame.encode());
+        self.transmit(&frame);
         self.awaiting
             .insert(ref_.clone(), (what, now + self.config.push_timeout_ms));
         ref_

@@ -19,7 +19,7 @@ pub mod driver;
 pub mod frame;
 pub mod presence;
 
-pub use client::{Client, Config, Event, Stats};
+pub use client::{Client, Config, Event, Stats, Vsn};
 pub use frame::{BinaryFrame, Frame};
 pub use presence::Presence;
 

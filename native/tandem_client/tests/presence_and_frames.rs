@@ -201,3 +201,29 @@ fn joins_presence_and_cursors_and_surfaces_their_events() {
         "cursor moves are dropped while disconnected"
     );
 }
+
+#[test]
+fn a_v1_client_speaks_objects_both_ways() {
+    let config = Config {
+        vsn: tandem_client::Vsn::V1,
+        ..Config::new("p", "me")
+    };
+    let mut c = Client::new(config, 0);
+    c.handle_timeout(0);
+    c.poll_connect();
+    c.handle_connected(0);
+    let text = c.poll_transmit().unwrap();
+    let join = Frame::decode_v1(&text).expect("a V1 object");
+    assert!(Frame::decode(&text).is_none(), "not a V2 array");
+    assert_eq!(join.event, "phx_join");
+    let reply = Frame {
+        join_ref: join.join_ref.clone(),
+        ref_: join.ref_.clone(),
+        topic: join.topic.clone(),
+        event: "phx_reply".into(),
+        payload: json!({"status": "ok", "response": {"seq": 0, "checksum": "0000000000000000", "snapshot": {"x": {}}}}),
+    };
+    c.handle_frame(0, &reply.encode_v1());
+    assert!(c.is_joined());
+    assert!(c.document().get("x").is_some());
+}
