@@ -28,6 +28,11 @@ defmodule TandemWeb.Serializer do
   def json({:json, iodata}), do: iodata
   def json(term), do: :jiffy.encode(term, [:use_nil])
 
+  @doc "The JSON payload of a `phx_reply`: `{\"status\":S,\"response\":R}`."
+  @spec reply_payload(TandemWeb.Reply.t()) :: iodata()
+  def reply_payload(%TandemWeb.Reply{status: status, payload: payload}),
+    do: ["{\"status\":\"", to_string(status), "\",\"response\":", json(payload), "}"]
+
   @doc "Decodes JSON to maps; raises `ArgumentError` on malformed input."
   @spec decode_json!(binary()) :: term()
   def decode_json!(bin) do

@@ -24,10 +24,7 @@ defmodule TandemWeb.ChannelCase do
     @impl true
     def fastlane!(broadcast), do: {:test, %{broadcast | payload: decode(broadcast.payload)}}
 
-    defp decode({:json, iodata}),
-      do: TandemWeb.Serializer.decode_json!(IO.iodata_to_binary(iodata))
-
-    defp decode(payload), do: payload
+    defp decode(payload), do: TandemWeb.ChannelCase.decode_payload(payload)
   end
 
   using do
@@ -78,8 +75,7 @@ defmodule TandemWeb.ChannelCase do
     ref
   end
 
-  defp decode({:json, iodata}), do: TandemWeb.Serializer.decode_json!(IO.iodata_to_binary(iodata))
-  defp decode(payload), do: payload
+  defp decode(payload), do: decode_payload(payload)
 
   @doc "Asserts the reply to the message `ref` with `status` and a payload matching `pattern`."
   defmacro assert_reply(ref, status, pattern \\ Macro.escape(%{}), timeout \\ 1_000) do
@@ -115,5 +111,8 @@ defmodule TandemWeb.ChannelCase do
   end
 
   @doc false
-  def decode_payload(payload), do: decode(payload)
+  def decode_payload({:json, iodata}),
+    do: TandemWeb.Serializer.decode_json!(IO.iodata_to_binary(iodata))
+
+  def decode_payload(payload), do: payload
 end

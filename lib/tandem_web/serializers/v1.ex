@@ -6,7 +6,7 @@ defmodule TandemWeb.Serializers.V1 do
   """
   @behaviour TandemWeb.Serializer
 
-  import TandemWeb.Serializer, only: [json: 1, decode_json!: 1]
+  import TandemWeb.Serializer, only: [json: 1, decode_json!: 1, reply_payload: 1]
   alias TandemWeb.{Message, Reply}
   alias Tandem.PubSub.Broadcast
 
@@ -31,14 +31,7 @@ defmodule TandemWeb.Serializers.V1 do
 
   @impl true
   def encode!(%Reply{} = reply) do
-    payload = [
-      "{\"status\":\"",
-      to_string(reply.status),
-      "\",\"response\":",
-      json(reply.payload),
-      "}"
-    ]
-
+    payload = reply_payload(reply)
     {:text, object(reply.topic, "phx_reply", payload, reply.ref, reply.join_ref)}
   end
 

@@ -8,7 +8,7 @@ defmodule TandemWeb.Serializers.V2 do
   """
   @behaviour TandemWeb.Serializer
 
-  import TandemWeb.Serializer, only: [json: 1, decode_json!: 1]
+  import TandemWeb.Serializer, only: [json: 1, decode_json!: 1, reply_payload: 1]
   alias TandemWeb.{Message, Reply}
   alias Tandem.PubSub.Broadcast
 
@@ -62,14 +62,7 @@ defmodule TandemWeb.Serializers.V2 do
   end
 
   def encode!(%Reply{} = reply) do
-    payload = [
-      "{\"status\":\"",
-      to_string(reply.status),
-      "\",\"response\":",
-      json(reply.payload),
-      "}"
-    ]
-
+    payload = reply_payload(reply)
     {:text, array(reply.join_ref, reply.ref, reply.topic, "phx_reply", payload)}
   end
 

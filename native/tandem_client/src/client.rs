@@ -583,17 +583,8 @@ impl Client {
         payload: Value,
     ) {
         let join_ref = self.channels.get(topic).and_then(|c| c.join_ref.clone());
-        let frame = Frame {
-            join_ref,
-            ref_: Some(ref_.clone()),
-            topic: topic.to_owned(),
-            event: event.to_owned(),
-            payload,
-        };
-        self.transmit(&frame);
-        let deadline = now + self.config.push_timeout_ms;
-        self.awaiting
-            .insert(ref_, (Awaiting::ChannelReply(topic.to_owned()), deadline));
+        let what = Awaiting::ChannelReply(topic.to_owned());
+        self.send_with_ref(now, ref_, topic, event, payload, what, join_ref);
     }
 
     fn join_generic(&mut self, now: Millis, topic: &str) {
@@ -839,6 +830,21 @@ impl Client {
     ) -> String {
         self.next_ref += 1;
         let ref_ = self.next_ref.to_string();
+        self.send_with_ref(now, ref_.clone(), topic, event, payload, what, join_ref);
+        ref_
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn send_with_ref(
+        &mut self,
+        now: Millis,
+        ref_: String,
+        topic: &str,
+        event: &str,
+        payload: Value,
+        what: Awaiting,
+        join_ref: Option<String>,
+    ) {
         let frame = Frame {
             join_ref,
             ref_: Some(ref_.clone()),
@@ -848,8 +854,7 @@ impl Client {
         };
         self.transmit(&frame);
         self.awaiting
-            .insert(ref_.clone(), (what, now + self.config.push_timeout_ms));
-        ref_
+            .insert(ref_, (what, now + self.config.push_timeout_ms));
     }
 
     fn send_join(&mut self, now: Millis) {

@@ -9,7 +9,7 @@
 //! workload and the fault plans.
 
 use crate::proxy::FaultProxy;
-use crate::sim::Counters;
+use crate::sim::{client_config, Counters};
 use crate::workload::{next_operation, Operation};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -18,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tandem_client::driver::Shared;
-use tandem_client::{Client, Config};
+use tandem_client::Client;
 use tokio::sync::Notify;
 
 /// A server for the run: started here, or given.
@@ -109,18 +109,6 @@ impl Server {
     }
 }
 
-fn client_config(project: &str, id: String, seed: u64) -> Config {
-    Config {
-        heartbeat_ms: 1_000,
-        push_timeout_ms: 2_000,
-        rejoin_ms: 200,
-        backoff_base_ms: 50,
-        backoff_cap_ms: 1_000,
-        seed,
-        ..Config::new(project, id)
-    }
-}
-
 /// Runs one seed against `server`; `Err` describes a divergence.
 pub fn run_seed(
     server: &Server,
@@ -204,47 +192,7 @@ async fn run_seed_async(
         0,
     ));
     let observer_task = tokio::spawn(observer.clone().run(url(server.addr), stop.clone()));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let verdict = loop {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let server_view = {
-            let o = observer.lock();
-            o.is_joined()
-                .then(|| (o.replica().seq(), o.document().clone()))
-        };
-        let settled = server_view.as_ref().is_some_and(|(seq, doc)| {
-            shared.iter().all(|s| {
-                let c = s.lock();
-                c.is_joined()
-                    && c.replica().pending().len() == 0
-                    && c.replica().seq() == *seq
-                    && c.document() == doc
-            })
-        });
-        if settled {
-            break Ok(());
-        }
-        if Instant::now() > deadline {
-            let states: Vec<String> = shared
-                .iter()
-                .map(|s| {
-                    let c = s.lock();
-                    format!(
-                        "seq {} checksum {} {}",
-                        c.replica().seq(),
-                        c.document().checksum(),
-                        c.describe()
-                    )
-                })
-                .collect();
-            let (seq, sum) =
-                server_view.map_or((0, String::new()), |(s, d)| (s, d.checksum().to_string()));
-            break Err(format!(
-                "no agreement with the server (seq {seq}, checksum {sum}): {}",
-                states.join("; ")
-            ));
-        }
-    };
+    let verdict = settle(&shared, &observer, Duration::from_secs(60)).await;
     stop.notify_waiters();
     for d in drivers {
         d.abort();
@@ -266,4 +214,55 @@ async fn run_seed_async(
         counters.reconnects += st.connects.saturating_sub(1);
     }
     verdict.map(|()| counters)
+}
+
+/// Waits until every client is joined with nothing pending and holds the
+/// observer's view of the server (seq and document); `Err` describes the
+/// disagreement when `timeout` passes first.
+pub async fn settle(
+    clients: &[Shared],
+    observer: &Shared,
+    timeout: Duration,
+) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let server_view = {
+            let o = observer.lock();
+            o.is_joined()
+                .then(|| (o.replica().seq(), o.document().clone()))
+        };
+        let settled = server_view.as_ref().is_some_and(|(seq, doc)| {
+            clients.iter().all(|s| {
+                let c = s.lock();
+                c.is_joined()
+                    && c.replica().pending().len() == 0
+                    && c.replica().seq() == *seq
+                    && c.document() == doc
+            })
+        });
+        if settled {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            let states: Vec<String> = clients
+                .iter()
+                .map(|s| {
+                    let c = s.lock();
+                    format!(
+                        "seq {} checksum {} {}",
+                        c.replica().seq(),
+                        c.document().checksum(),
+                        c.describe()
+                    )
+                })
+                .collect();
+            let (seq, sum) =
+                server_view.map_or((0, String::new()), |(s, d)| (s, d.checksum().to_string()));
+            return Err(format!(
+                "no agreement with the server (seq {seq}, checksum {sum}): {}",
+                states.join("; ")
+            ));
+        }
+    }
 }

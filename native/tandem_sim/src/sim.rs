@@ -106,7 +106,9 @@ struct World {
 
 const PROJECT: &str = "fuzz";
 
-fn client_config(id: String, seed: u64) -> Config {
+/// Client timings for fuzzing: short, so that stalls and cuts are noticed
+/// and healed within a run (shared by `sim` and `net`).
+pub fn client_config(project: &str, id: String, seed: u64) -> Config {
     Config {
         heartbeat_ms: 2_000,
         push_timeout_ms: 3_000,
@@ -114,7 +116,7 @@ fn client_config(id: String, seed: u64) -> Config {
         backoff_base_ms: 50,
         backoff_cap_ms: 2_000,
         seed,
-        ..Config::new(PROJECT, id)
+        ..Config::new(project, id)
     }
 }
 
@@ -285,7 +287,7 @@ impl World {
                 p.generation += 1;
                 let id = format!("client-{peer}-{}", p.generation);
                 let seed = self.rng.random();
-                p.client = Client::new(client_config(id, seed), self.now);
+                p.client = Client::new(client_config(PROJECT, id, seed), self.now);
                 self.pump(peer);
             }
             Ev::RestartServer => {
@@ -404,7 +406,10 @@ pub fn run(config: &SimConfig) -> Report {
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let peers = (0..config.clients)
         .map(|i| Peer {
-            client: Client::new(client_config(format!("client-{i}-0"), rng.random()), 0),
+            client: Client::new(
+                client_config(PROJECT, format!("client-{i}-0"), rng.random()),
+                0,
+            ),
             conn: None,
             generation: 0,
             ops_left: config.ops,

@@ -7,42 +7,15 @@
 
 use serde_json::json;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tandem_client::driver::Shared;
 use tandem_client::{Client, Config};
 use tandem_core::Diff;
-use tandem_sim::net::Server;
+use tandem_sim::net::{settle, Server};
 use tokio::sync::Notify;
 
 fn diff(v: serde_json::Value) -> Vec<Diff> {
     serde_json::from_value(v).unwrap()
-}
-
-async fn settle(clients: &[&Shared], observer: &Shared) -> Result<(), String> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let server = {
-            let o = observer.lock();
-            o.is_joined()
-                .then(|| (o.replica().seq(), o.document().clone()))
-        };
-        if let Some((seq, doc)) = &server {
-            let agree = clients.iter().all(|c| {
-                let c = c.lock();
-                c.is_joined()
-                    && c.replica().pending().len() == 0
-                    && c.replica().seq() == *seq
-                    && c.document() == doc
-            });
-            if agree {
-                return Ok(());
-            }
-        }
-        if Instant::now() > deadline {
-            return Err("the clients did not converge with the server".into());
-        }
-    }
 }
 
 #[test]
@@ -78,7 +51,13 @@ fn two_clients_with_conflicting_edits_converge_with_the_server() {
                 {"op": "add", "id": "d", "attrs": {"name": "d", "z": "8280"}}
             ]),
         );
-        settle(&[&ana, &ben], &observer).await.unwrap();
+        settle(
+            &[ana.clone(), ben.clone()],
+            &observer,
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
 
         // Both move the same layers onto the same slots at the same time,
         // and ana deletes the group while ben edits inside it.
@@ -104,7 +83,13 @@ fn two_clients_with_conflicting_edits_converge_with_the_server() {
             &ben,
             json!([{"op": "set", "id": "b", "key": "parent", "value": null}]),
         );
-        settle(&[&ana, &ben], &observer).await.unwrap();
+        settle(
+            &[ana.clone(), ben.clone()],
+            &observer,
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
 
         let doc = observer.lock().document().clone();
         assert!(
