@@ -97,7 +97,6 @@ fn bench_apply_and_resolve(c: &mut Criterion) {
 /// 100 pending local diffs (10 batches of 10) over 100 incoming diffs,
 /// delivered as one server batch and as 100 single-diff batches.
 fn bench_rebase(c: &mut Criterion) {
-    let base = document(500);
     let mut server = Room::new(Limits::default(), LogBounds::default());
     let adds: Vec<Diff> = (0..500)
         .map(|i| layer(i, &format!("{:02x}80", 1 + i % 200)))
@@ -113,7 +112,6 @@ fn bench_rebase(c: &mut Criterion) {
         )
         .unwrap();
     let seeded: Document = serde_json::from_slice(&codec::to_json(server.document())).unwrap();
-    let _ = base;
 
     let incoming = |per_batch: usize| -> Vec<ServerBatch> {
         let mut room = server.clone();
