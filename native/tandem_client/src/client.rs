@@ -14,7 +14,7 @@
 //! state. Undo and redo replay the inverses of the user's own edits.
 
 use crate::backoff::Backoff;
-use crate::frame::Frame;
+use crate::frame::{BinaryFrame, Frame};
 use crate::presence::Presence;
 use crate::Millis;
 use serde_json::{json, Value};
@@ -135,6 +135,19 @@ pub enum Event {
         ref_: String,
         ok: bool,
         response: Value,
+    },
+    /// A binary server message (V2 binary frame) on a joined channel.
+    BinaryMessage {
+        topic: String,
+        event: String,
+        payload: Vec<u8>,
+    },
+    /// A binary answer to [`Client::push_channel`].
+    BinaryReply {
+        topic: String,
+        ref_: String,
+        ok: bool,
+        payload: Vec<u8>,
     },
     /// A push got no answer in time (or its connection dropped first).
     PushTimeout {
@@ -638,19 +651,61 @@ impl Client {
         if frame.join_ref.is_some() && frame.join_ref != channel.join_ref {
             return;
         }
-        match frame.event.as_str() {
-            "phx_error" | "phx_close" => {
-                channel.joined = false;
-                channel.retry_at = Some(rejoin_at);
-            }
-            event if channel.subscriptions.is_empty() || channel.subscriptions.contains(event) => {
-                self.events.push_back(Event::Message {
-                    topic: frame.topic,
-                    event: frame.event,
+        if matches!(frame.event.as_str(), "phx_error" | "phx_close") {
+            channel.joined = false;
+            channel.retry_at = Some(rejoin_at);
+        } else if self.wants(&frame.topic, None, &frame.event) {
+            self.events.push_back(Event::Message {
+                topic: frame.topic,
+                event: frame.event,
+                payload: frame.payload,
+            });
+        }
+    }
+
+    /// Whether a server message on `topic` reaches the app: the topic is a
+    /// channel of [`Client::join_channel`], the message is not from an
+    /// earlier join, and the app subscribed to its event (or to all).
+    fn wants(&self, topic: &str, join_ref: Option<&String>, event: &str) -> bool {
+        self.channels.get(topic).is_some_and(|channel| {
+            let fresh = join_ref.is_none() || join_ref == channel.join_ref.as_ref();
+            let subscribed =
+                channel.subscriptions.is_empty() || channel.subscriptions.contains(event);
+            fresh && subscribed
+        })
+    }
+
+    /// A binary frame arrived (the V2 binary serializer): a reply to a push
+    /// of [`Client::push_channel`], or a push or broadcast on a channel of
+    /// [`Client::join_channel`]. Payloads reach the app as raw bytes; the
+    /// `project:ID`, presence and cursor topics speak JSON only.
+    pub fn handle_binary(&mut self, _now: Millis, bytes: &[u8]) {
+        let Some(frame) = BinaryFrame::decode(bytes) else {
+            return;
+        };
+        if self.conn != Conn::Up {
+            return;
+        }
+        if frame.kind == 1 {
+            let Some(ref_) = frame.ref_ else {
+                return;
+            };
+            if let Some((Awaiting::ChannelReply(topic), _)) = self.awaiting.get(&ref_) {
+                let topic = topic.clone();
+                self.awaiting.remove(&ref_);
+                self.events.push_back(Event::BinaryReply {
+                    topic,
+                    ref_,
+                    ok: frame.event == "ok",
                     payload: frame.payload,
                 });
             }
-            _ => {}
+        } else if self.wants(&frame.topic, frame.join_ref.as_ref(), &frame.event) {
+            self.events.push_back(Event::BinaryMessage {
+                topic: frame.topic,
+                event: frame.event,
+                payload: frame.payload,
+            });
         }
     }
 

@@ -93,7 +93,8 @@ impl Shared {
                 Some(stream) => tokio::select! {
                     message = stream.next() => match message {
                         Some(Ok(Message::Text(text))) => self.lock().handle_frame(self.now(), &text),
-                        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Binary(_) | Message::Frame(_))) => {}
+                        Some(Ok(Message::Binary(bytes))) => self.lock().handle_binary(self.now(), &bytes),
+                        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
                         Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
                             ws = None;
                             self.lock().handle_disconnected(self.now());

@@ -197,3 +197,60 @@ fn leave_sends_phx_leave_and_forgets_the_channel() {
         .iter()
         .any(|e| matches!(e, Event::Message { .. })));
 }
+
+/// A server frame of the V2 binary serializer: kind, one length byte per
+/// field, the fields, then the raw payload.
+fn server_binary(c: &mut Client, now: u64, kind: u8, fields: &[&str], payload: &[u8]) {
+    let mut bytes = vec![kind];
+    bytes.extend(fields.iter().map(|f| u8::try_from(f.len()).unwrap()));
+    for f in fields {
+        bytes.extend_from_slice(f.as_bytes());
+    }
+    bytes.extend_from_slice(payload);
+    c.handle_binary(now, &bytes);
+}
+
+#[test]
+fn binary_messages_and_replies_reach_the_app_filtered_like_text_ones() {
+    let (mut c, join) = connected();
+    answer(&mut c, 0, &join, "ok", json!({}));
+    c.subscribe("room:1", "blob");
+    let r = c.push_channel(0, "room:1", "ask", json!({})).unwrap();
+    sent(&mut c);
+    events(&mut c);
+    let jr = join.join_ref.clone().unwrap();
+
+    server_binary(&mut c, 1, 0, &[&jr, "room:1", "blob"], b"\x01push");
+    server_binary(&mut c, 1, 0, &["stale", "room:1", "blob"], b"\x02");
+    server_binary(&mut c, 1, 2, &["room:1", "other"], b"\x03");
+    server_binary(&mut c, 1, 2, &["room:1", "blob"], b"\x04cast");
+    server_binary(&mut c, 1, 2, &["room:9", "blob"], b"\x05");
+    server_binary(&mut c, 1, 1, &[&jr, &r, "room:1", "ok"], b"\xffanswer");
+    let got = events(&mut c);
+    assert_eq!(
+        got,
+        [
+            Event::BinaryMessage {
+                topic: "room:1".into(),
+                event: "blob".into(),
+                payload: b"\x01push".to_vec()
+            },
+            Event::BinaryMessage {
+                topic: "room:1".into(),
+                event: "blob".into(),
+                payload: b"\x04cast".to_vec()
+            },
+            Event::BinaryReply {
+                topic: "room:1".into(),
+                ref_: r,
+                ok: true,
+                payload: b"\xffanswer".to_vec()
+            },
+        ]
+    );
+    // The binary reply settled the push: no timeout follows.
+    c.handle_timeout(10_000);
+    assert!(!events(&mut c)
+        .iter()
+        .any(|e| matches!(e, Event::PushTimeout { .. })));
+}
