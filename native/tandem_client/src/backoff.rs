@@ -1,17 +1,22 @@
 //! Reconnect delays: capped exponential backoff with "equal jitter" (a
 //! random delay in the upper half of the exponential step), so that a
-//! crowd of clients dropped together does not come back together. The
-//! random source is a seeded SplitMix64: deterministic in tests and in the
-//! fuzzer, seeded from entropy by a real driver.
+//! crowd of clients dropped together does not come back together.
+//!
+//! The random source is injected as a seed ([`crate::Config::seed`]) into
+//! ChaCha8 from `rand_chacha`: reproducible on every platform (the fuzzer
+//! replays a session from its seed), free of any OS entropy call (so the
+//! same code builds for wasm), and seeded from entropy by a real driver.
 
 use crate::Millis;
+use rand_chacha::rand_core::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 /// The reconnect schedule.
 #[derive(Clone, Debug)]
 pub struct Backoff {
     pub base: Millis,
     pub cap: Millis,
-    state: u64,
+    rng: ChaCha8Rng,
 }
 
 impl Backoff {
@@ -19,7 +24,7 @@ impl Backoff {
         Backoff {
             base,
             cap,
-            state: seed,
+            rng: ChaCha8Rng::seed_from_u64(seed),
         }
     }
 
@@ -32,15 +37,7 @@ impl Backoff {
             .min(self.cap)
             .max(1);
         let half = step / 2;
-        half + self.next_random() % (step - half + 1)
-    }
-
-    /// The next pseudo-random number (SplitMix64).
-    pub fn next_random(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        // The modulo bias is below 2^-40 for any delay a client would use.
+        half + self.rng.next_u64() % (step - half + 1)
     }
 }

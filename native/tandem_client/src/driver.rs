@@ -11,6 +11,16 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
 
+/// A seed for [`crate::Config::seed`] from the operating system's entropy
+/// (through std's randomly keyed hasher), so that clients dropped together
+/// draw different reconnect delays.
+pub fn entropy_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+}
+
 /// A client shared between its driver task and the app.
 #[derive(Clone)]
 pub struct Shared {

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
-use tandem_client::driver::Shared;
+use tandem_client::driver::{entropy_seed, Shared};
 use tandem_client::{Client, Config};
 use tandem_core::Diff;
 use tokio::io::AsyncBufReadExt;
@@ -71,7 +71,11 @@ async fn main() {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos())
     );
-    let shared = Shared::new(Client::new(Config::new(project, client_id), 0));
+    let config = Config {
+        seed: entropy_seed(),
+        ..Config::new(project, client_id)
+    };
+    let shared = Shared::new(Client::new(config, 0));
     let stop = Arc::new(Notify::new());
     let url = format!("{url}?vsn=2.0.0&token={token}");
     let driver = tokio::spawn(shared.clone().run(url, stop.clone()));
