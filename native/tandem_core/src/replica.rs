@@ -23,6 +23,11 @@ pub struct Pending {
     pub diffs: Vec<Diff>,
     /// Undoes the batch as it is currently applied to the local view.
     inverse: Vec<Diff>,
+    /// The diffs as currently applied, and the document's checksum right
+    /// after them: when the server's batch for this one is exactly `applied`
+    /// on the same confirmed state, no rebase is needed (see `receive`).
+    applied: Vec<Diff>,
+    checksum_after: Checksum,
 }
 
 /// The result of a local edit.
@@ -118,8 +123,10 @@ impl Replica {
         self.next_batch_id += 1;
         self.pending.push_back(Pending {
             batch_id,
+            applied: result.applied.clone(),
             diffs: result.applied,
             inverse: result.inverse.clone(),
+            checksum_after: self.doc.checksum(),
         });
         LocalEdit {
             batch_id: Some(batch_id),
@@ -150,11 +157,16 @@ impl Replica {
             }
             fresh.push(batch);
         }
+        let own = fresh
+            .iter()
+            .take_while(|batch| self.take_own_unchanged(batch, &mut received))
+            .count();
+        let fresh = &fresh[own..];
         if fresh.is_empty() {
             return Ok(received);
         }
         self.unwind();
-        for batch in fresh {
+        for batch in fresh.iter().copied() {
             self.doc.apply_quietly(&batch.diffs);
             self.seq = batch.seq;
             if received.mismatch.is_none() && self.doc.checksum() != batch.checksum {
@@ -217,7 +229,37 @@ impl Replica {
 
     fn reapply(&mut self) {
         for pending in self.pending.iter_mut() {
-            pending.inverse = self.doc.apply_for_inverse(&pending.diffs);
+            let result = self.doc.apply_batch(pending.diffs.clone());
+            pending.inverse = result.inverse;
+            pending.applied = result.applied;
+            pending.checksum_after = self.doc.checksum();
         }
+    }
+
+    /// The common case of an own batch coming back: the front pending batch
+    /// was applied directly on the confirmed state, so when the server's
+    /// batch is the same diffs, the local view already is the new confirmed
+    /// state plus the remaining pending batches, and nothing needs unwinding.
+    fn take_own_unchanged(&mut self, batch: &ServerBatch, received: &mut Received) -> bool {
+        let Some(front) = self.pending.front() else {
+            return false;
+        };
+        if batch.client_id != self.client_id
+            || batch.batch_id != front.batch_id
+            || batch.diffs != front.applied
+        {
+            return false;
+        }
+        if received.mismatch.is_none() && front.checksum_after != batch.checksum {
+            received.mismatch = Some(Mismatch {
+                seq: batch.seq,
+                expected: batch.checksum,
+                actual: front.checksum_after,
+            });
+        }
+        self.seq = batch.seq;
+        received.acked.push(batch.batch_id);
+        self.pending.pop_front();
+        true
     }
 }
