@@ -399,3 +399,35 @@ fn outcomes_say_what_happened_to_each_diff() {
         ]
     );
 }
+
+#[test]
+fn an_own_batch_coming_back_unchanged_is_taken_as_is_and_still_checked() {
+    let mut room = Room::new(Limits::default(), LogBounds::default());
+    let mut me = Replica::new("me", 0, Document::default(), 1);
+    me.edit(vec![add("a", &[("z", json!("80"))])]);
+    me.edit(vec![add("b", &[("z", json!("8180"))])]);
+    let first = me.pending().next().unwrap().diffs.clone();
+    let Submitted::Accepted { batch, .. } = submit(&mut room, "me", 1, first) else {
+        panic!()
+    };
+    let received = me.receive([batch.as_ref()]).unwrap();
+    assert_eq!(received.acked, vec![1]);
+    assert!(received.mismatch.is_none());
+    assert_eq!(
+        me.pending().len(),
+        1,
+        "the second edit stays pending, applied"
+    );
+    assert!(me.document().get("b").is_some());
+
+    // Same path, but the server says its state differs: reported.
+    let second = me.pending().next().unwrap().diffs.clone();
+    let Submitted::Accepted { batch, .. } = submit(&mut room, "me", 2, second) else {
+        panic!()
+    };
+    let mut lying = batch.as_ref().clone();
+    lying.checksum = tandem_core::Checksum(42);
+    let received = me.receive([&lying]).unwrap();
+    assert_eq!(received.mismatch.map(|m| m.seq), Some(2));
+    assert_eq!(me.document(), room.document());
+}
