@@ -15,7 +15,7 @@
 
 use crate::backoff::Backoff;
 use crate::frame::{BinaryFrame, Frame};
-use crate::presence::Presence;
+use crate::presence::{Presence, PresenceChange};
 use crate::Millis;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, VecDeque};
@@ -104,6 +104,9 @@ pub enum Event {
     Resynced {
         seq: u64,
     },
+    /// Someone joined or left `presence:ID` (phoenix.js's `onJoin` and
+    /// `onLeave`); one per key of a merge, before its `PresenceChanged`.
+    Presence(PresenceChange),
     /// `presence:ID` changed; read it with [`Client::presence`].
     PresenceChanged,
     /// Someone else's pointer moved (`cursors:ID`).
@@ -470,6 +473,9 @@ impl Client {
 
     fn join_side(&mut self, now: Millis, side: Side) {
         let topic = self.side_topic(side);
+        if side == Side::Presence {
+            self.presence.expect_state();
+        }
         let join_ref = (self.next_ref + 1).to_string();
         let payload = json!({"client_id": self.config.client_id});
         self.push(
@@ -492,13 +498,16 @@ impl Client {
             return;
         };
         match (side, frame.event.as_str()) {
-            (Side::Presence, "presence_state") => {
-                self.presence.sync_state(&frame.payload);
-                self.events.push_back(Event::PresenceChanged);
-            }
-            (Side::Presence, "presence_diff") => {
-                self.presence.sync_diff(&frame.payload);
-                self.events.push_back(Event::PresenceChanged);
+            (Side::Presence, "presence_state" | "presence_diff") => {
+                let changes = if frame.event == "presence_state" {
+                    self.presence.sync_state(&frame.payload)
+                } else {
+                    self.presence.sync_diff(&frame.payload)
+                };
+                if !changes.is_empty() {
+                    self.events.extend(changes.into_iter().map(Event::Presence));
+                    self.events.push_back(Event::PresenceChanged);
+                }
             }
             (Side::Cursors, "moved") => {
                 let p = &frame.payload;

@@ -21,7 +21,7 @@ pub mod presence;
 
 pub use client::{Client, Config, Event, Stats, Vsn};
 pub use frame::{BinaryFrame, Frame};
-pub use presence::Presence;
+pub use presence::{Presence, PresenceChange};
 
 /// Milliseconds on the embedder's monotonic clock.
 pub type Millis = u64;

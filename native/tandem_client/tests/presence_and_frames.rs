@@ -2,7 +2,7 @@
 //! topics of the client, through the same two-sided style as client.rs.
 
 use serde_json::{json, Value};
-use tandem_client::{BinaryFrame, Client, Config, Event, Frame, Presence};
+use tandem_client::{BinaryFrame, Client, Config, Event, Frame, Presence, PresenceChange};
 
 fn meta(r: &str, client: &str) -> Value {
     json!({"phx_ref": r, "client_id": client, "name": "Ann"})
@@ -35,6 +35,74 @@ fn presence_merges_state_and_diffs_like_phoenix_js() {
     // The last meta leaving removes the key.
     p.sync_diff(&json!({"joins": {}, "leaves": {"bo": {"metas": [meta("b1", "t")]}}}));
     assert!(p.get("bo").is_none());
+}
+
+fn refs_of(p: &Presence, key: &str) -> Vec<String> {
+    p.get(key)
+        .unwrap_or_default()
+        .iter()
+        .map(|m| m["phx_ref"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_new_state_is_merged_as_a_diff_and_reports_joins_and_leaves_like_phoenix_js() {
+    let mut p = Presence::default();
+    p.sync_state(&json!({
+        "ann": {"metas": [meta("a1", "t1"), meta("a2", "t2")]},
+        "bo": {"metas": [meta("b1", "t")]}
+    }));
+    // After a rejoin: a2 gone, a3 new, bo gone, cy new with a fetched field.
+    p.expect_state();
+    let diff_before_state = json!({"joins": {"dee": {"metas": [meta("d1", "t")]}}, "leaves": {}});
+    assert!(
+        p.sync_diff(&diff_before_state).is_empty(),
+        "held until the state"
+    );
+    assert!(p.get("dee").is_none());
+    let changes = p.sync_state(&json!({
+        "ann": {"metas": [meta("a3", "t3"), meta("a1", "t1")]},
+        "cy": {"metas": [meta("c1", "t")], "user": {"name": "Cy"}}
+    }));
+    // Surviving metas keep their place; newcomers follow.
+    assert_eq!(refs_of(&p, "ann"), ["a1", "a3"]);
+    assert!(p.get("bo").is_none());
+    assert_eq!(p.presence("cy").unwrap()["user"], json!({"name": "Cy"}));
+    assert_eq!(
+        refs_of(&p, "dee"),
+        ["d1"],
+        "the held diff applies after the state"
+    );
+    assert_eq!(
+        changes,
+        [
+            PresenceChange::Join {
+                key: "ann".into(),
+                current: Some(json!({"metas": [meta("a1", "t1"), meta("a2", "t2")]})),
+                joined: json!({"metas": [meta("a3", "t3")]}),
+            },
+            PresenceChange::Join {
+                key: "cy".into(),
+                current: None,
+                joined: json!({"metas": [meta("c1", "t")], "user": {"name": "Cy"}}),
+            },
+            PresenceChange::Leave {
+                key: "ann".into(),
+                current: json!({"metas": [meta("a1", "t1"), meta("a3", "t3")]}),
+                left: json!({"metas": [meta("a2", "t2")]}),
+            },
+            PresenceChange::Leave {
+                key: "bo".into(),
+                current: json!({"metas": []}),
+                left: json!({"metas": [meta("b1", "t")]}),
+            },
+            PresenceChange::Join {
+                key: "dee".into(),
+                current: None,
+                joined: json!({"metas": [meta("d1", "t")]}),
+            },
+        ]
+    );
 }
 
 #[test]
@@ -226,4 +294,51 @@ fn a_v1_client_speaks_objects_both_ways() {
     c.handle_frame(0, &reply.encode_v1());
     assert!(c.is_joined());
     assert!(c.document().get("x").is_some());
+}
+
+#[test]
+fn presence_joins_reach_the_app_and_a_presence_rejoin_holds_diffs_until_its_state() {
+    let (mut c, sent) = joined_with_presence();
+    let presence_join = sent[1].join_ref.clone();
+    let frame = |join_ref: Option<String>, event: &str, payload: Value| {
+        Frame {
+            join_ref,
+            ref_: None,
+            topic: "presence:p".into(),
+            event: event.into(),
+            payload,
+        }
+        .encode()
+    };
+    while c.poll_event().is_some() {} // connect and join events
+    let ann = json!({"ann": {"metas": [meta("a1", "x")]}});
+    c.handle_frame(1, &frame(None, "presence_state", ann.clone()));
+    let events: Vec<Event> = std::iter::from_fn(|| c.poll_event()).collect();
+    assert_eq!(
+        events,
+        [
+            Event::Presence(PresenceChange::Join {
+                key: "ann".into(),
+                current: None,
+                joined: ann["ann"].clone()
+            }),
+            Event::PresenceChanged
+        ]
+    );
+
+    // The presence channel errors: it is rejoined, and a diff arriving
+    // before the new state waits for it.
+    c.handle_frame(2, &frame(presence_join, "phx_error", json!({})));
+    let rejoin = Frame::decode(&c.poll_transmit().unwrap()).unwrap();
+    assert_eq!(
+        (rejoin.topic.as_str(), rejoin.event.as_str()),
+        ("presence:p", "phx_join")
+    );
+    let bo = json!({"joins": {"bo": {"metas": [meta("b1", "y")]}}, "leaves": {}});
+    c.handle_frame(3, &frame(None, "presence_diff", bo));
+    assert!(c.poll_event().is_none());
+    assert!(c.presence().get("bo").is_none());
+    c.handle_frame(4, &frame(None, "presence_state", ann));
+    assert_eq!(c.presence().get("bo").unwrap().len(), 1);
+    assert_eq!(c.presence().get("ann").unwrap().len(), 1);
 }
