@@ -2,9 +2,10 @@
 //!
 //!     tandem --url ws://localhost:4000/socket/websocket --token T --project P [DIFFS_JSON...]
 //!
-//! Each argument, then each line of stdin, is one operation: a JSON array of
-//! diffs (or one diff object), `undo`, `redo` or `print`. At the end of the
-//! input it waits until every edit is acknowledged and prints the document.
+//! Once the project is joined, each argument, then each line of stdin, is
+//! one operation: a JSON array of diffs (or one diff object), `undo`, `redo`
+//! or `print`. At the end of the input it waits until every edit is
+//! acknowledged and prints the document.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,6 +49,17 @@ fn apply(shared: &Shared, line: &str) {
     shared.wake();
 }
 
+/// Polls `done` on the client every 50 ms for up to 15 s.
+async fn wait_until(shared: &Shared, done: impl Fn(&Client) -> bool) -> bool {
+    for _ in 0..300 {
+        if done(&shared.lock()) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let mut args = std::env::args().skip(1);
@@ -80,6 +92,11 @@ async fn main() {
     let url = format!("{url}?vsn=2.0.0&token={token}");
     let driver = tokio::spawn(shared.clone().run(url, stop.clone()));
 
+    // Operations resolve against the document they see, as the server's
+    // would: wait for the project's state before the first one.
+    if !wait_until(&shared, |c| c.is_joined()).await {
+        eprintln!("tandem: not joined after 15 s; operations apply to an empty document");
+    }
     for op in &ops {
         apply(&shared, op);
     }
@@ -87,15 +104,13 @@ async fn main() {
     while let Ok(Some(line)) = lines.next_line().await {
         apply(&shared, &line);
     }
-    // Wait for every edit to be acknowledged (and for the first join).
-    for _ in 0..300 {
-        {
-            let c = shared.lock();
-            if c.is_joined() && c.replica().pending().len() == 0 {
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    // Wait for every edit to be acknowledged.
+    if !wait_until(&shared, |c| {
+        c.is_joined() && c.replica().pending().len() == 0
+    })
+    .await
+    {
+        eprintln!("tandem: some edits are still unacknowledged after 15 s");
     }
     println!(
         "{}",
