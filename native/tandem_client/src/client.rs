@@ -242,6 +242,12 @@ pub struct Client {
     resyncing: bool,
     /// Highest batch id sent on the current join.
     sent_upto: u64,
+    /// After a transient refusal (`rate_limited`, `unavailable`): when the
+    /// refused batch and everything after it go out again. Nothing is sent
+    /// before, so the server still sees batch ids in order.
+    resend_at: Option<Millis>,
+    /// Transient refusals since the last acknowledgement (the backoff step).
+    transient_refusals: u32,
     undo: Vec<Vec<Diff>>,
     redo: Vec<Vec<Diff>>,
     stats: Stats,
@@ -278,6 +284,8 @@ impl Client {
             held: Vec::new(),
             resyncing: false,
             sent_upto: 0,
+            resend_at: None,
+            transient_refusals: 0,
             undo: Vec::new(),
             redo: Vec::new(),
             stats: Stats::default(),
@@ -321,6 +329,9 @@ impl Client {
                     at(t);
                 }
                 if let Join::Retry { at: t } = self.join {
+                    at(t);
+                }
+                if let Some(t) = self.resend_at {
                     at(t);
                 }
                 self.awaiting
@@ -794,6 +805,12 @@ impl Client {
                 if matches!(self.join, Join::Retry { at } if at <= now) {
                     self.send_join(now);
                 }
+                if self.resend_at.is_some_and(|t| t <= now) {
+                    self.resend_at = None;
+                    if self.is_joined() {
+                        self.send_pending(now);
+                    }
+                }
                 let due: Vec<String> = self
                     .channels
                     .iter()
@@ -938,7 +955,9 @@ impl Client {
         self.join_ref = Some(join_ref);
         self.join = Join::Joining;
         self.held.clear();
+        // The join reply sends every pending batch again.
         self.sent_upto = 0;
+        self.resend_at = None;
     }
 
     fn send_diffs(&mut self, now: Millis, batch_id: u64, diffs: &[Diff]) {
@@ -957,8 +976,12 @@ impl Client {
         self.sent_upto = self.sent_upto.max(batch_id);
     }
 
-    /// Sends every pending batch not yet sent on this join, in order.
+    /// Sends every pending batch not yet sent on this join, in order
+    /// (unless a resend after a transient refusal is waiting).
     fn send_pending(&mut self, now: Millis) {
+        if self.resend_at.is_some() {
+            return;
+        }
         let unsent: Vec<(u64, Vec<Diff>)> = self
             .replica
             .pending()
@@ -1014,6 +1037,7 @@ impl Client {
             Awaiting::Diffs { batch_id } if ok => {
                 if let Some(seq) = response.get("seq").and_then(Value::as_u64) {
                     self.replica.acknowledged(batch_id, seq);
+                    self.transient_refusals = 0;
                     self.stats.acked += 1;
                     self.events.push_back(Event::Acked { batch_id, seq });
                 }
@@ -1029,9 +1053,14 @@ impl Client {
                         reason: response,
                     });
                 } else {
-                    // Transient: send it again on this join.
+                    // Transient: send it and the later ones again on this
+                    // join after a backoff, so as not to feed a flood.
                     self.sent_upto = self.sent_upto.min(batch_id - 1);
-                    self.send_pending(now);
+                    if self.resend_at.is_none() {
+                        let delay = self.backoff.delay(self.transient_refusals);
+                        self.resend_at = Some(now + delay);
+                        self.transient_refusals += 1;
+                    }
                 }
             }
             Awaiting::Sync | Awaiting::Verify if ok => {

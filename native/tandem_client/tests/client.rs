@@ -388,3 +388,30 @@ fn backoff_grows_to_its_cap_with_jitter_in_the_upper_half() {
     let first = h.client.poll_timeout().unwrap() - h.now;
     assert!((50..=100).contains(&first), "{first}");
 }
+
+#[test]
+fn a_rate_limited_batch_is_resent_with_later_ones_in_order_after_a_backoff() {
+    let mut h = Harness::new();
+    h.join();
+    h.client.edit(h.now, vec![add("a")]);
+    let first = h.sent();
+    assert_eq!(first[0].payload["batch_id"], 1);
+    h.reply(&first[0], "error", json!({"reason": "rate_limited"}));
+    assert!(
+        h.client.document().get("a").is_some(),
+        "a transient refusal keeps the edit"
+    );
+    // Nothing goes out until the backoff ends, not even a newer edit.
+    h.client.edit(h.now, vec![add("b")]);
+    assert!(h.sent().is_empty(), "held behind the refused batch");
+    let wait = h.client.poll_timeout().unwrap() - h.now;
+    assert!((50..=100).contains(&wait), "first backoff step: {wait} ms");
+    h.advance(wait);
+    let resent: Vec<u64> = h
+        .sent()
+        .iter()
+        .filter(|f| f.event == "diffs")
+        .map(|f| f.payload["batch_id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(resent, [1, 2], "the refused batch, then the later one");
+}
