@@ -18,6 +18,15 @@ fn add(id: &str) -> Diff {
     serde_json::from_value(json!({"op": "add", "id": id, "attrs": {"z": "80"}})).unwrap()
 }
 
+/// The batch ids of the `diffs` pushes among `frames`, in order.
+fn batch_ids(frames: &[Frame]) -> Vec<u64> {
+    frames
+        .iter()
+        .filter(|f| f.event == "diffs")
+        .map(|f| f.payload["batch_id"].as_u64().unwrap())
+        .collect()
+}
+
 impl Harness {
     fn new() -> Harness {
         let config = Config {
@@ -68,6 +77,13 @@ impl Harness {
         if self.client.poll_timeout().is_some_and(|t| t <= self.now) {
             self.client.handle_timeout(self.now);
         }
+    }
+
+    /// A harness whose client is connected and joined.
+    fn joined() -> Harness {
+        let mut h = Harness::new();
+        h.join();
+        h
     }
 
     /// Connects and answers the join with the room's state.
@@ -152,8 +168,7 @@ fn joins_with_protocol_and_client_id_then_applies_the_snapshot() {
 
 #[test]
 fn edits_apply_at_once_and_are_acknowledged() {
-    let mut h = Harness::new();
-    h.join();
+    let mut h = Harness::joined();
     assert_eq!(h.client.edit(h.now, vec![add("a")]), Some(1));
     assert!(h.client.document().get("a").is_some(), "optimistic");
     let frames = h.serve();
@@ -173,19 +188,13 @@ fn edits_made_while_disconnected_are_sent_after_the_join_in_order() {
     assert!(h.sent().is_empty(), "nothing is sent before joining");
     h.join();
     let frames = h.serve();
-    let ids: Vec<_> = frames
-        .iter()
-        .filter(|f| f.event == "diffs")
-        .map(|f| f.payload["batch_id"].as_u64().unwrap())
-        .collect();
-    assert_eq!(ids, [1, 2]);
+    assert_eq!(batch_ids(&frames), [1, 2]);
     assert_eq!(h.client.document(), h.room.document());
 }
 
 #[test]
 fn rebases_over_concurrent_remote_batches_and_converges() {
-    let mut h = Harness::new();
-    h.join();
+    let mut h = Harness::joined();
     h.client.edit(h.now, vec![add("mine")]);
     let mine = h.sent();
     let theirs = h.remote("other", 1, vec![add("theirs")]);
@@ -206,8 +215,7 @@ fn rebases_over_concurrent_remote_batches_and_converges() {
 
 #[test]
 fn a_dropped_own_diff_disappears_and_a_refused_batch_is_rolled_back() {
-    let mut h = Harness::new();
-    h.join();
+    let mut h = Harness::joined();
     h.client.edit(h.now, vec![add("a")]);
     let gone = h.remote("other", 1, vec![add("a")]); // someone adds "a" first
     h.broadcast(&gone);
@@ -226,8 +234,7 @@ fn a_dropped_own_diff_disappears_and_a_refused_batch_is_rolled_back() {
 
 #[test]
 fn after_a_reconnect_unacknowledged_batches_are_resent_and_not_duplicated() {
-    let mut h = Harness::new();
-    h.join();
+    let mut h = Harness::joined();
     h.client.edit(h.now, vec![add("a")]);
     let f = h.sent().pop().unwrap();
     // The server sequences it, but the connection drops before the ack.
@@ -263,8 +270,7 @@ fn batches_before_the_join_reply_are_held_and_old_ones_ignored() {
 
 #[test]
 fn a_gap_asks_for_sync_and_a_checksum_mismatch_resyncs_from_a_snapshot() {
-    let mut h = Harness::new();
-    h.join();
+    let mut h = Harness::joined();
     let _b1 = h.remote("other", 1, vec![add("x")]);
     let b2 = h.remote("other", 2, vec![add("y")]);
     h.broadcast(&b2); // b1 was never delivered
@@ -292,8 +298,7 @@ fn a_gap_asks_for_sync_and_a_checksum_mismatch_resyncs_from_a_snapshot() {
 
 #[test]
 fn undo_and_redo_replay_own_edits_only_across_remote_edits() {
-    let mut h = Harness::new();
-    h.join();
+    let mut h = Harness::joined();
     h.client.edit(h.now, vec![add("mine")]);
     h.serve();
     let theirs = h.remote("other", 1, vec![add("theirs")]);
@@ -314,8 +319,7 @@ fn undo_and_redo_replay_own_edits_only_across_remote_edits() {
 
 #[test]
 fn an_unanswered_heartbeat_resets_the_connection() {
-    let mut h = Harness::new();
-    h.join();
+    let mut h = Harness::joined();
     h.advance(30_000);
     let hb = h.sent().pop().unwrap();
     assert_eq!(
@@ -351,8 +355,7 @@ fn a_channel_error_rejoins_and_a_push_timeout_resends() {
         "rejoins after rejoin_ms"
     );
 
-    let mut h = Harness::new();
-    h.join();
+    let mut h = Harness::joined();
     h.client.edit(h.now, vec![add("a")]);
     assert_eq!(h.sent().len(), 1);
     h.advance(10_000);
@@ -382,8 +385,7 @@ fn backoff_grows_to_its_cap_with_jitter_in_the_upper_half() {
     let spread: std::collections::BTreeSet<u64> = (0..50).map(|_| b.delay(6)).collect();
     assert!(spread.len() > 10, "jittered, not constant");
     // Reconnects follow the schedule.
-    let mut h = Harness::new();
-    h.join();
+    let mut h = Harness::joined();
     h.client.handle_disconnected(h.now);
     let first = h.client.poll_timeout().unwrap() - h.now;
     assert!((50..=100).contains(&first), "{first}");
@@ -391,8 +393,7 @@ fn backoff_grows_to_its_cap_with_jitter_in_the_upper_half() {
 
 #[test]
 fn a_rate_limited_batch_is_resent_with_later_ones_in_order_after_a_backoff() {
-    let mut h = Harness::new();
-    h.join();
+    let mut h = Harness::joined();
     h.client.edit(h.now, vec![add("a")]);
     let first = h.sent();
     assert_eq!(first[0].payload["batch_id"], 1);
@@ -407,11 +408,10 @@ fn a_rate_limited_batch_is_resent_with_later_ones_in_order_after_a_backoff() {
     let wait = h.client.poll_timeout().unwrap() - h.now;
     assert!((50..=100).contains(&wait), "first backoff step: {wait} ms");
     h.advance(wait);
-    let resent: Vec<u64> = h
-        .sent()
-        .iter()
-        .filter(|f| f.event == "diffs")
-        .map(|f| f.payload["batch_id"].as_u64().unwrap())
-        .collect();
-    assert_eq!(resent, [1, 2], "the refused batch, then the later one");
+    let resent = h.sent();
+    assert_eq!(
+        batch_ids(&resent),
+        [1, 2],
+        "the refused batch, then the later one"
+    );
 }
