@@ -29,6 +29,7 @@ pub struct Config {
     pub client_id: String,
     pub heartbeat_ms: Millis,
     pub push_timeout_ms: Millis,
+    /// The first step of the rejoin backoff (capped at `backoff_cap_ms`).
     pub rejoin_ms: Millis,
     pub backoff_base_ms: Millis,
     pub backoff_cap_ms: Millis,
@@ -127,7 +128,7 @@ pub enum Event {
         topic: String,
         response: Value,
     },
-    /// A channel join was refused; it is retried after `rejoin_ms`.
+    /// A channel join was refused; it is retried after the rejoin backoff.
     ChannelRefused {
         topic: String,
         response: Value,
@@ -214,6 +215,8 @@ struct Channel {
     join_ref: Option<String>,
     joined: bool,
     retry_at: Option<Millis>,
+    /// Failed joins in a row (the rejoin backoff step).
+    failed_joins: u32,
     /// Pushes waiting for the join, in order: (ref, event, payload).
     buffer: VecDeque<(String, String, Value)>,
     /// Events the app subscribed to; empty means all.
@@ -235,6 +238,10 @@ pub struct Client {
     connect_requested: bool,
     close_requested: bool,
     backoff: Backoff,
+    /// Delays between rejoins of a channel the server refused or closed.
+    rejoin_backoff: Backoff,
+    /// Failed joins of `project:ID` in a row.
+    failed_joins: u32,
     heartbeat_at: Option<Millis>,
     awaiting: BTreeMap<String, (Awaiting, Millis)>,
     /// Batches held while joining or resyncing.
@@ -262,6 +269,8 @@ impl Client {
     /// A client that will ask to connect at once.
     pub fn new(config: Config, now: Millis) -> Client {
         let backoff = Backoff::new(config.backoff_base_ms, config.backoff_cap_ms, config.seed);
+        let rejoin_seed = config.seed ^ 0x9e37_79b9_7f4a_7c15;
+        let rejoin_backoff = Backoff::new(config.rejoin_ms, config.backoff_cap_ms, rejoin_seed);
         let replica = Replica::new(config.client_id.clone(), 0, Document::default(), 1);
         Client {
             config,
@@ -279,6 +288,8 @@ impl Client {
             connect_requested: false,
             close_requested: false,
             backoff,
+            rejoin_backoff,
+            failed_joins: 0,
             heartbeat_at: None,
             awaiting: BTreeMap::new(),
             held: Vec::new(),
@@ -334,6 +345,10 @@ impl Client {
                 if let Some(t) = self.resend_at {
                     at(t);
                 }
+                self.channels
+                    .values()
+                    .filter_map(|c| c.retry_at)
+                    .for_each(&mut at);
                 self.awaiting
                     .values()
                     .for_each(|(_, deadline)| at(*deadline));
@@ -463,7 +478,7 @@ impl Client {
             }
             "phx_error" | "phx_close" if frame.join_ref == self.join_ref => {
                 self.join = Join::Retry {
-                    at: now + self.config.rejoin_ms,
+                    at: self.rejoin_at(now),
                 };
                 self.join_ref = None;
             }
@@ -641,17 +656,19 @@ impl Client {
     }
 
     fn on_channel_joined(&mut self, now: Millis, topic: String, ok: bool, response: Value) {
-        let rejoin_at = now + self.config.rejoin_ms;
         let Some(channel) = self.channels.get_mut(&topic) else {
             return;
         };
         if !ok {
-            channel.retry_at = Some(rejoin_at);
+            let delay = self.rejoin_backoff.delay(channel.failed_joins);
+            channel.failed_joins += 1;
+            channel.retry_at = Some(now + delay);
             self.events
                 .push_back(Event::ChannelRefused { topic, response });
             return;
         }
         channel.joined = true;
+        channel.failed_joins = 0;
         let buffered: Vec<_> = channel.buffer.drain(..).collect();
         self.events.push_back(Event::ChannelJoined {
             topic: topic.clone(),
@@ -663,7 +680,6 @@ impl Client {
     }
 
     fn handle_channel_frame(&mut self, now: Millis, frame: Frame) {
-        let rejoin_at = now + self.config.rejoin_ms;
         let Some(channel) = self.channels.get_mut(&frame.topic) else {
             return;
         };
@@ -672,8 +688,10 @@ impl Client {
             return;
         }
         if matches!(frame.event.as_str(), "phx_error" | "phx_close") {
+            let delay = self.rejoin_backoff.delay(channel.failed_joins);
+            channel.failed_joins += 1;
             channel.joined = false;
-            channel.retry_at = Some(rejoin_at);
+            channel.retry_at = Some(now + delay);
         } else if self.wants(&frame.topic, None, &frame.event) {
             self.events.push_back(Event::Message {
                 topic: frame.topic,
@@ -938,6 +956,14 @@ impl Client {
             .insert(ref_, (what, now + self.config.push_timeout_ms));
     }
 
+    /// When to join `project:ID` again after a refusal or an error: the
+    /// rejoin backoff, one step further for every failure in a row.
+    fn rejoin_at(&mut self, now: Millis) -> Millis {
+        let delay = self.rejoin_backoff.delay(self.failed_joins);
+        self.failed_joins += 1;
+        now + delay
+    }
+
     fn send_join(&mut self, now: Millis) {
         let last_seq = self.synced.then(|| self.replica.seq());
         let payload = json!({"protocol": tandem_core::PROTOCOL_VERSION, "client_id": self.config.client_id, "last_seq": last_seq});
@@ -1019,6 +1045,7 @@ impl Client {
             }),
             Awaiting::Join if ok => {
                 self.join = Join::Joined;
+                self.failed_joins = 0;
                 self.apply_state(now, response);
                 let held = std::mem::take(&mut self.held);
                 self.apply_batches(now, held);
@@ -1031,7 +1058,7 @@ impl Client {
                 self.events
                     .push_back(Event::JoinRefused { reason: response });
                 self.join = Join::Retry {
-                    at: now + self.config.rejoin_ms,
+                    at: self.rejoin_at(now),
                 };
             }
             Awaiting::Diffs { batch_id } if ok => {

@@ -159,7 +159,11 @@ fn a_channel_error_or_a_refused_join_rejoins_and_a_reconnect_rejoins_with_buffer
     assert!(events(&mut c)
         .iter()
         .any(|e| matches!(e, Event::ChannelRefused { .. })));
-    c.handle_timeout(3_000);
+    // The second failure in a row waits one backoff step longer:
+    // 2 s with jitter in its upper half.
+    let retry_in = c.poll_timeout().unwrap() - 1_500;
+    assert!((1_000..=2_000).contains(&retry_in), "{retry_in} ms");
+    c.handle_timeout(3_500);
     assert!(
         sent(&mut c)
             .iter()
@@ -168,8 +172,8 @@ fn a_channel_error_or_a_refused_join_rejoins_and_a_reconnect_rejoins_with_buffer
     );
 
     // Disconnected: pushes are buffered and go out after the next join.
-    c.handle_disconnected(3_000);
-    c.push_channel(3_000, "room:1", "later", json!({"k": 1}));
+    c.handle_disconnected(3_500);
+    c.push_channel(3_500, "room:1", "later", json!({"k": 1}));
     let retry = c.poll_timeout().unwrap();
     c.handle_timeout(retry);
     c.poll_connect();
