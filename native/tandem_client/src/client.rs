@@ -260,6 +260,10 @@ pub struct Client {
     stats: Stats,
     /// join_ref of each joined side topic.
     sides: BTreeMap<Side, String>,
+    /// When a refused or failed side topic joins again.
+    side_retry: BTreeMap<Side, Millis>,
+    /// Failed joins in a row of each side topic.
+    side_failed_joins: BTreeMap<Side, u32>,
     presence: Presence,
     selection: Vec<String>,
     channels: BTreeMap<String, Channel>,
@@ -301,6 +305,8 @@ impl Client {
             redo: Vec::new(),
             stats: Stats::default(),
             sides: BTreeMap::new(),
+            side_retry: BTreeMap::new(),
+            side_failed_joins: BTreeMap::new(),
             presence: Presence::default(),
             selection: Vec::new(),
             channels: BTreeMap::new(),
@@ -348,6 +354,7 @@ impl Client {
                 self.channels
                     .values()
                     .filter_map(|c| c.retry_at)
+                    .chain(self.side_retry.values().copied())
                     .for_each(&mut at);
                 self.awaiting
                     .values()
@@ -439,6 +446,8 @@ impl Client {
         self.held.clear();
         self.resyncing = false;
         self.sides.clear();
+        self.side_retry.clear();
+        self.side_failed_joins.clear();
         self.presence = Presence::default();
     }
 
@@ -515,6 +524,15 @@ impl Client {
         self.sides.insert(side, join_ref);
     }
 
+    /// Leaves `side` until the rejoin backoff says to join it again.
+    fn schedule_side_rejoin(&mut self, now: Millis, side: Side) {
+        self.sides.remove(&side);
+        let failed = self.side_failed_joins.entry(side).or_default();
+        let delay = self.rejoin_backoff.delay(*failed);
+        *failed += 1;
+        self.side_retry.insert(side, now + delay);
+    }
+
     fn handle_side_frame(&mut self, now: Millis, frame: Frame) {
         let side = [Side::Presence, Side::Cursors]
             .into_iter()
@@ -549,8 +567,7 @@ impl Client {
                 }
             }
             (_, "phx_error" | "phx_close") if frame.join_ref.as_ref() == self.sides.get(&side) => {
-                // Rejoin at once: these topics hold no state worth a delay.
-                self.join_side(now, side);
+                self.schedule_side_rejoin(now, side);
             }
             _ => self.events.push_back(Event::Message {
                 topic: frame.topic,
@@ -823,6 +840,16 @@ impl Client {
                 if matches!(self.join, Join::Retry { at } if at <= now) {
                     self.send_join(now);
                 }
+                let due: Vec<Side> = self
+                    .side_retry
+                    .iter()
+                    .filter(|(_, t)| **t <= now)
+                    .map(|(side, _)| *side)
+                    .collect();
+                for side in due {
+                    self.side_retry.remove(&side);
+                    self.join_side(now, side);
+                }
                 if self.resend_at.is_some_and(|t| t <= now) {
                     self.resend_at = None;
                     if self.is_joined() {
@@ -1029,13 +1056,13 @@ impl Client {
     ) {
         match what {
             Awaiting::Heartbeat | Awaiting::SideReply => {}
-            Awaiting::SideJoin(Side::Presence) if ok && !self.selection.is_empty() => {
-                self.send_selection(now)
+            Awaiting::SideJoin(side) if ok => {
+                self.side_failed_joins.remove(&side);
+                if side == Side::Presence && !self.selection.is_empty() {
+                    self.send_selection(now);
+                }
             }
-            Awaiting::SideJoin(side) if !ok => {
-                self.sides.remove(&side);
-            }
-            Awaiting::SideJoin(_) => {}
+            Awaiting::SideJoin(side) => self.schedule_side_rejoin(now, side),
             Awaiting::ChannelJoin(topic) => self.on_channel_joined(now, topic, ok, response),
             Awaiting::ChannelReply(topic) => self.events.push_back(Event::Reply {
                 topic,

@@ -326,19 +326,43 @@ fn presence_joins_reach_the_app_and_a_presence_rejoin_holds_diffs_until_its_stat
         ]
     );
 
-    // The presence channel errors: it is rejoined, and a diff arriving
-    // before the new state waits for it.
+    // The presence channel errors: it is rejoined after the rejoin
+    // backoff (1 s, jittered), a refused rejoin one step (2 s) later.
     c.handle_frame(2, &frame(presence_join, "phx_error", json!({})));
-    let rejoin = Frame::decode(&c.poll_transmit().unwrap()).unwrap();
-    assert_eq!(
-        (rejoin.topic.as_str(), rejoin.event.as_str()),
-        ("presence:p", "phx_join")
-    );
+    let rejoin_after = |c: &mut Client, since: u64, step: u64| {
+        assert!(c.poll_transmit().is_none(), "not at once");
+        let at = c.poll_timeout().unwrap();
+        assert!(
+            (step / 2..=step).contains(&(at - since)),
+            "{} ms",
+            at - since
+        );
+        c.handle_timeout(at);
+        let rejoin = Frame::decode(&c.poll_transmit().unwrap()).unwrap();
+        assert_eq!(
+            (rejoin.topic.as_str(), rejoin.event.as_str()),
+            ("presence:p", "phx_join")
+        );
+        (rejoin, at)
+    };
+    let (rejoin, at) = rejoin_after(&mut c, 2, 1_000);
+    let refusal = json!({"status": "error", "response": {"reason": "busy"}});
+    let reply = |to: &Frame, payload: Value| Frame {
+        event: "phx_reply".into(),
+        payload,
+        ..to.clone()
+    };
+    c.handle_frame(at, &reply(&rejoin, refusal).encode());
+    let (rejoin, at) = rejoin_after(&mut c, at, 2_000);
+    let ok = json!({"status": "ok", "response": {}});
+    c.handle_frame(at, &reply(&rejoin, ok).encode());
+
+    // A diff arriving before the new join's state waits for it.
     let bo = json!({"joins": {"bo": {"metas": [meta("b1", "y")]}}, "leaves": {}});
-    c.handle_frame(3, &frame(None, "presence_diff", bo));
+    c.handle_frame(at, &frame(None, "presence_diff", bo));
     assert!(c.poll_event().is_none());
     assert!(c.presence().get("bo").is_none());
-    c.handle_frame(4, &frame(None, "presence_state", ann));
+    c.handle_frame(at, &frame(None, "presence_state", ann));
     assert_eq!(c.presence().get("bo").unwrap().len(), 1);
     assert_eq!(c.presence().get("ann").unwrap().len(), 1);
 }
