@@ -73,7 +73,15 @@ impl Shared {
                 ws = None;
             }
             if connect {
-                match tokio_tungstenite::connect_async(url.as_str()).await {
+                // A black-holed host would hold the attempt for the OS's
+                // TCP timeout; give up after one push timeout instead.
+                let limit = Duration::from_millis(self.lock().config().push_timeout_ms);
+                let attempt = tokio_tungstenite::connect_async(url.as_str());
+                let opened = tokio::select! {
+                    opened = tokio::time::timeout(limit, attempt) => opened,
+                    _ = stop.notified() => return,
+                };
+                match opened.map_err(|_| ()).and_then(|r| r.map_err(|_| ())) {
                     Ok((stream, _)) => {
                         ws = Some(stream);
                         self.lock().handle_connected(self.now());
