@@ -3,6 +3,8 @@
 
 setup:
 	scripts/setup
+	scripts/setup-wasm
+	scripts/build-web
 
 server: setup
 	mix phx.server

@@ -26,13 +26,18 @@ defmodule TandemWeb.Router do
       "/socket/websocket" ->
         upgrade(arg)
 
+      "/dev/token" ->
+        if TandemWeb.DevSignIn.enabled?(),
+          do: TandemWeb.DevSignIn.respond(query(arg)),
+          else: text(404, "not found\n")
+
       _ ->
         static(path)
     end
   end
 
   defp upgrade(arg) do
-    query = Map.new(:yaws_api.parse_query(arg), fn {k, v} -> {to_string(k), to_string(v)} end)
+    query = query(arg)
 
     with :ok <- check_origin(arg),
          {:ok, serializer} <- serializer(query),
@@ -45,6 +50,9 @@ defmodule TandemWeb.Router do
         text(status, reason <> "\n")
     end
   end
+
+  defp query(arg),
+    do: Map.new(:yaws_api.parse_query(arg), fn {k, v} -> {to_string(k), to_string(v)} end)
 
   defp check_origin(arg) do
     origin = :yaws_api.get_header(arg(arg, :headers), ~c"origin")

@@ -1,0 +1,74 @@
+// Connects the wasm sync engine to the `project:ID` channel of the official
+// phoenix client. This file only moves payloads: every diff, rebase, checksum
+// and z index is computed by the engine (native/tandem_wasm).
+
+export class ProjectSync {
+  constructor(socket, project, clientId, engine, onChange) {
+    this.engine = engine;
+    this.onChange = onChange;
+    this.joined = false;
+    // A function, so each rejoin asks only for what it missed.
+    this.channel = socket.channel(`project:${project}`, () => ({
+      protocol: 1,
+      client_id: clientId,
+      last_seq: this.joined ? engine.seq() : null,
+    }));
+    this.channel.on("batch", (batch) => this.react(this.engine.receive(JSON.stringify(batch))));
+    this.channel.onError(() => this.onChange());
+    this.channel.onClose(() => this.onChange());
+  }
+
+  join() {
+    this.channel
+      .join()
+      .receive("ok", (reply) => {
+        this.react(this.engine.install(JSON.stringify(reply)));
+        this.joined = true;
+        // Everything not yet sequenced goes (again): the server answers a
+        // retried batch_id without applying it twice.
+        for (const batch of JSON.parse(this.engine.pending())) this.send(batch);
+      })
+      .receive("error", (reason) => console.warn("project join refused", reason));
+  }
+
+  get online() {
+    return this.channel.state === "joined";
+  }
+
+  /** Sends the edit the engine just queued (when online; else on rejoin). */
+  sent(batchId) {
+    if (batchId === undefined) return;
+    if (this.online) {
+      const batch = JSON.parse(this.engine.pending()).find((b) => b.batch_id === batchId);
+      if (batch) this.send(batch);
+    }
+    this.onChange();
+  }
+
+  send(batch) {
+    this.channel
+      .push("diffs", batch)
+      .receive("ok", ({ seq }) => {
+        this.engine.acknowledged(batch.batch_id, seq);
+        this.onChange();
+      })
+      .receive("error", (error) => {
+        console.warn("batch refused", batch.batch_id, error);
+        this.engine.rejected(batch.batch_id);
+        this.onChange();
+      });
+  }
+
+  react(reactionJson) {
+    const reaction = JSON.parse(reactionJson);
+    if (reaction.gap) {
+      this.channel.push("sync", { since: this.engine.seq() }).receive("ok", (reply) => this.react(this.engine.install(JSON.stringify(reply))));
+    } else if (reaction.verify) {
+      console.error("checksum mismatch at seq", reaction.verify.seq);
+      this.channel.push("verify", reaction.verify).receive("ok", (reply) => {
+        if (reply.snapshot) this.react(this.engine.install(JSON.stringify(reply)));
+      });
+    }
+    this.onChange();
+  }
+}
