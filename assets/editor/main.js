@@ -19,6 +19,7 @@ async function start() {
   });
 
   await init({ module_or_path: "/wasm/tandem_wasm_bg.wasm" });
+  performance.mark("tandem:wasm-ready");
   const { token } = await signIn(params);
   const clientId = crypto.randomUUID();
   const engine = new SyncEngine(clientId);

@@ -23,6 +23,7 @@ export class ProjectSync {
       .join()
       .receive("ok", (reply) => {
         this.react(this.engine.install(JSON.stringify(reply)));
+        if (!this.joined) performance.mark("tandem:joined");
         this.joined = true;
         // Everything not yet sequenced goes (again): the server answers a
         // retried batch_id without applying it twice.
@@ -51,6 +52,12 @@ export class ProjectSync {
       .receive("ok", ({ seq }) => {
         this.engine.acknowledged(batch.batch_id, seq);
         this.onChange();
+      })
+      // No answer: send it again if it is still pending (a retried
+      // batch_id is answered, never applied twice); a rejoin resends anyway.
+      .receive("timeout", () => {
+        const still = JSON.parse(this.engine.pending()).some((b) => b.batch_id === batch.batch_id);
+        if (still && this.online) this.send(batch);
       })
       .receive("error", (error) => {
         console.warn("batch refused", batch.batch_id, error);
