@@ -73,6 +73,26 @@ test("concurrent edits, including both reordering the same layers, converge", as
   assert.deepEqual([...names(state)].sort(), ["A", "B", "C", "D", "E"])
   const zs = state.layers.map((l) => l.z)
   assert.equal(new Set(zs).size, zs.length, "sibling z values stay distinct")
+
+  // Alice drags B by the mouse while Bob groups C and D.
+  const before = state.layers.find((l) => l.name === "B")
+  const canvas = await alice.locator("#canvas").boundingBox()
+  await alice.evaluate(() => document.querySelectorAll(".remote-selection").forEach((n) => n.remove()))
+  // Its bottom-left corner: the only part no other layer covers.
+  const grab = [canvas.x + before.x + 5, canvas.y + before.y + before.h - 5]
+  await alice.mouse.move(grab[0], grab[1])
+  await alice.mouse.down()
+  await alice.mouse.move(grab[0] + 50, grab[1] + 30, { steps: 4 })
+  await alice.mouse.up()
+  await select(bob, "C")
+  await bob.click('#layer-list li:text-is("D")', { modifiers: ["Shift"] })
+  await bob.click("#group")
+  state = await converged(alice, bob)
+  const moved = state.layers.find((l) => l.name === "B")
+  assert.deepEqual([moved.x - before.x, moved.y - before.y], [50, 30])
+  const group = state.layers.find((l) => l.name === "Group")
+  const members = state.layers.filter((l) => l.parent === group.id).map((l) => l.name.trim())
+  assert.deepEqual(members.sort(), ["C", "D"])
   await alice.context().close()
   await bob.context().close()
 })
