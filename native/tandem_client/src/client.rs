@@ -1108,8 +1108,15 @@ impl Client {
                     });
                 } else {
                     // Transient: send it and the later ones again on this
-                    // join after a backoff, so as not to feed a flood.
-                    self.sent_upto = self.sent_upto.min(batch_id - 1);
+                    // join after a backoff, so as not to feed a flood. A
+                    // rate-limited batch never reached the room while later
+                    // ones may have: it goes last under a fresh id, or its
+                    // old id would be refused as stale and the edit lost.
+                    let rekeyed =
+                        reason == "rate_limited" && self.replica.rekey(batch_id).is_some();
+                    if !rekeyed {
+                        self.sent_upto = self.sent_upto.min(batch_id - 1);
+                    }
                     if self.resend_at.is_none() {
                         let delay = self.backoff.delay(self.transient_refusals);
                         self.resend_at = Some(now + delay);

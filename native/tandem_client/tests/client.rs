@@ -411,7 +411,41 @@ fn a_rate_limited_batch_is_resent_with_later_ones_in_order_after_a_backoff() {
     let resent = h.sent();
     assert_eq!(
         batch_ids(&resent),
-        [1, 2],
-        "the refused batch, then the later one"
+        [2, 3],
+        "the refused batch (under a fresh id), then the later one"
     );
+}
+
+/// A rate-limited batch never reached the room, but a later one did: resent
+/// under its old id it would be `stale_batch` and the edit rolled back.
+#[test]
+fn a_rate_limited_batch_overtaken_by_a_later_one_is_not_lost() {
+    let mut h = Harness::joined();
+    h.client.edit(h.now, vec![add("a")]);
+    h.client.edit(h.now, vec![add("b")]);
+    let sent = h.sent();
+    assert_eq!(batch_ids(&sent), [1, 2]);
+    // The server limits the first and takes the second.
+    h.reply(&sent[0], "error", json!({"reason": "rate_limited"}));
+    let second: tandem_core::room::IncomingBatch =
+        serde_json::from_value(sent[1].payload.clone()).unwrap();
+    let tandem_core::room::Submitted::Accepted { ack, batch } =
+        h.room.submit("me", "u", second).unwrap()
+    else {
+        panic!()
+    };
+    h.broadcast(&batch);
+    h.reply(&sent[1], "ok", json!(ack));
+    let wait = h.client.poll_timeout().unwrap() - h.now;
+    h.advance(wait);
+    h.serve();
+    assert!(
+        h.room.document().get("a").is_some(),
+        "the limited edit reached the server"
+    );
+    assert_eq!(h.client.document(), h.room.document());
+    assert!(!h
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::Rejected { .. })));
 }

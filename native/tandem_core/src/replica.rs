@@ -199,6 +199,23 @@ impl Replica {
         self.forget(|p| p.batch_id == batch_id);
     }
 
+    /// Gives pending batch `batch_id` a fresh id after all others and moves
+    /// it last, for a batch the server certainly never applied (refused
+    /// before reaching the room, e.g. `rate_limited`) while later ones may
+    /// already be sequenced: resent under its old id it would be refused as
+    /// stale, and the edit lost. Returns the new id.
+    pub fn rekey(&mut self, batch_id: u64) -> Option<u64> {
+        let index = self.pending.iter().position(|p| p.batch_id == batch_id)?;
+        self.unwind();
+        let mut batch = self.pending.remove(index).expect("found above");
+        batch.batch_id = self.next_batch_id;
+        self.next_batch_id += 1;
+        let new_id = batch.batch_id;
+        self.pending.push_back(batch);
+        self.reapply();
+        Some(new_id)
+    }
+
     /// Replaces the confirmed state with a server snapshot (resync), keeping
     /// pending edits on top. Pending batches the snapshot already includes
     /// are then answered as duplicates and leave through
