@@ -93,6 +93,18 @@ test("concurrent edits, including both reordering the same layers, converge", as
   const group = state.layers.find((l) => l.name === "Group")
   const members = state.layers.filter((l) => l.parent === group.id).map((l) => l.name.trim())
   assert.deepEqual(members.sort(), ["C", "D"])
+
+  // Bob resizes E by its handle.
+  const e = state.layers.find((l) => l.name === "E")
+  await select(bob, "E")
+  const corner = [canvas.x + e.x + e.w, canvas.y + e.y + e.h]
+  await bob.mouse.move(corner[0], corner[1])
+  await bob.mouse.down()
+  await bob.mouse.move(corner[0] + 40, corner[1] + 20, { steps: 3 })
+  await bob.mouse.up()
+  state = await converged(alice, bob)
+  const resized = state.layers.find((l) => l.name === "E")
+  assert.deepEqual([resized.w, resized.h], [e.w + 40, e.h + 20])
   await alice.context().close()
   await bob.context().close()
 })
