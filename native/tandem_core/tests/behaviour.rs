@@ -93,6 +93,8 @@ fn colliding_z_is_amended_between_the_collider_and_the_next_sibling() {
     let fresh = z(&doc, "d");
     assert!("80" < fresh.as_str() && fresh.as_str() < "8180", "{fresh}");
     assert_eq!(doc.children(None).collect::<Vec<_>>(), ["a", "b", "d", "c"]);
+    // What is broadcast is the diff as applied: it carries the fresh z.
+    assert_eq!(applied.diffs, [add("d", &[("z", json!(fresh))])]);
 
     // Deterministic: the same collision elsewhere gets the same index.
     let mut other = Document::default();
@@ -125,6 +127,13 @@ fn reparent_into_colliding_z_seed_6437427866128813698() {
     assert!(applied.amended);
     assert_eq!(applied.diffs.len(), 2, "the move and the fresh z");
     assert_ne!(z(&doc, "x"), "7f80");
+    assert_eq!(
+        applied.diffs,
+        [
+            Diff::set("x", "parent", Some(json!("q"))),
+            Diff::set("x", "z", Some(json!(z(&doc, "x")))),
+        ]
+    );
     doc.apply_batch(applied.inverse);
     assert_eq!(doc, before);
 }
