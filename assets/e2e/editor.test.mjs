@@ -3,6 +3,7 @@
 import { test, before, after } from "node:test"
 import assert from "node:assert/strict"
 import { mkdirSync } from "node:fs"
+import { dirname, resolve } from "node:path"
 import { startServer } from "../test/server.mjs"
 import { launch, openEditor, settled } from "./browser.mjs"
 
@@ -210,8 +211,12 @@ test("screenshot of the editor with two users", async () => {
   await bob.mouse.move(box.x + 520, box.y + 300, { steps: 2 })
   await alice.locator(".cursor", { hasText: "Bob" }).waitFor()
   await alice.locator('.remote-selection[data-user="bob"]').waitFor()
-  mkdirSync(`${root}docs`, { recursive: true })
-  await alice.screenshot({ path: `${root}docs/screenshot.png` })
+  // Into target/ (build output) unless SCREENSHOT names another file, e.g.
+  // docs/screenshot.png to refresh the committed one.
+  const path = resolve(root, process.env.SCREENSHOT || "target/e2e/screenshot.png")
+  mkdirSync(dirname(path), { recursive: true })
+  await alice.screenshot({ path })
+  console.log(`screenshot: ${path}`)
   await alice.context().close()
   await bob.context().close()
 })
