@@ -39,10 +39,7 @@ export class ProjectSync {
   /** Sends the edit the engine just queued (when online; else on rejoin). */
   sent(batchId) {
     if (batchId === undefined) return;
-    if (this.online) {
-      const batch = JSON.parse(this.engine.pending()).find((b) => b.batch_id === batchId);
-      if (batch) this.send(batch);
-    }
+    if (this.online) this.resend(batchId);
     this.onChange();
   }
 
@@ -55,15 +52,28 @@ export class ProjectSync {
       })
       // No answer: send it again if it is still pending (a retried
       // batch_id is answered, never applied twice); a rejoin resends anyway.
-      .receive("timeout", () => {
-        const still = JSON.parse(this.engine.pending()).some((b) => b.batch_id === batch.batch_id);
-        if (still && this.online) this.send(batch);
-      })
-      .receive("error", (error) => {
-        console.warn("batch refused", batch.batch_id, error);
-        this.engine.rejected(batch.batch_id);
-        this.onChange();
-      });
+      .receive("timeout", () => this.online && this.resend(batch.batch_id))
+      .receive("error", (error) => this.refused(batch, error?.reason));
+  }
+
+  /** Storage trouble and floods keep the edit (PROTOCOL.md); the rest drop it. */
+  refused(batch, reason) {
+    const retry = (batchId) => setTimeout(() => this.online && this.resend(batchId), 500);
+    if (reason === "unavailable") {
+      retry(batch.batch_id);
+    } else if (reason === "rate_limited") {
+      const fresh = this.engine.rekey(batch.batch_id);
+      if (fresh !== undefined) retry(fresh);
+    } else {
+      console.warn("batch refused", batch.batch_id, reason);
+      this.engine.rejected(batch.batch_id);
+    }
+    this.onChange();
+  }
+
+  resend(batchId) {
+    const batch = JSON.parse(this.engine.pending()).find((b) => b.batch_id === batchId);
+    if (batch) this.send(batch);
   }
 
   react(reactionJson) {

@@ -124,6 +124,12 @@ impl Engine {
         self.replica.rejected(batch_id);
     }
 
+    /// The server refused `batch_id` before it reached the room
+    /// (`rate_limited`): it moves last under a fresh id, returned.
+    pub fn rekey(&mut self, batch_id: u64) -> Option<u64> {
+        self.replica.rekey(batch_id)
+    }
+
     /// A user operation: applied at once, queued to send, undoable.
     pub fn edit(&mut self, diffs: Vec<Diff>) -> Option<u64> {
         self.redo.clear();

@@ -69,6 +69,11 @@ impl SyncEngine {
         self.inner.rejected(batch_id as u64);
     }
 
+    /// A `rate_limited` batch: moved last under the fresh id returned.
+    pub fn rekey(&mut self, batch_id: f64) -> Option<f64> {
+        number(self.inner.rekey(batch_id as u64))
+    }
+
     /// Pending `diffs` payloads, oldest first, as a JSON array.
     pub fn pending(&self) -> String {
         Value::Array(self.inner.pending()).to_string()

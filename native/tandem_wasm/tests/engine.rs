@@ -210,6 +210,20 @@ fn offline_edits_show_at_once_and_converge_when_sent() {
 }
 
 #[test]
+fn a_rate_limited_batch_resent_under_a_fresh_id_is_not_lost() {
+    let mut net = Net::new(1);
+    net.add(0, "a");
+    net.add(0, "b");
+    // The server refused batch 1 before the room saw it; batch 2 went through.
+    let first = net.engines[0].pending()[0]["batch_id"].as_u64().unwrap();
+    let fresh = net.engines[0].rekey(first).expect("still pending");
+    assert!(fresh > first);
+    net.flush(0);
+    net.assert_converged();
+    assert_eq!(net.names(0), ["a", "b"], "both edits reached the server");
+}
+
+#[test]
 fn a_join_snapshot_replaces_the_state_and_keeps_pending_edits() {
     let mut engine = Engine::new("c0");
     engine.edit(layers::set("x", attrs(json!({"name": "gone"}))));
