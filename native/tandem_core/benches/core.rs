@@ -196,7 +196,17 @@ fn bench_decode(c: &mut Criterion) {
 
 fn bench_snapshot(c: &mut Criterion) {
     let mut room = Room::new(Limits::default(), LogBounds::default());
-    let diffs: Vec<Diff> = (0..100_000).map(|i| layer(i, &spread_z(i))).collect();
+    // A tree like a design's: every 100th object is a frame at the root, the
+    // others its children (parent, z and four more attributes each).
+    let diffs: Vec<Diff> = (0..100_000)
+        .map(|i| {
+            let mut diff = layer(i, &spread_z(i));
+            if let (Diff::Add { attrs, .. }, 1..) = (&mut diff, i % 100) {
+                attrs.insert("parent".into(), json!(format!("obj-{:06}", i - i % 100)));
+            }
+            diff
+        })
+        .collect();
     for (n, chunk) in diffs.chunks(10_000).enumerate() {
         room.submit(
             "c",
