@@ -1,7 +1,9 @@
 //! Behaviour of the diff engine, one rule per test.
 
 use serde_json::{json, Value};
-use tandem_core::room::{IncomingBatch, JournalEntry, LogBounds, ReplayError, Submitted};
+use tandem_core::room::{
+    DroppedDiff, IncomingBatch, JournalEntry, LogBounds, ReplayError, Submitted,
+};
 use tandem_core::{Attrs, Diff, Document, DropReason, Limits, Outcome, Rejection, Replica, Room};
 
 fn attrs(pairs: &[(&str, Value)]) -> Attrs {
@@ -439,4 +441,60 @@ fn an_own_batch_coming_back_unchanged_is_taken_as_is_and_still_checked() {
     let received = me.receive([&lying]).unwrap();
     assert_eq!(received.mismatch.map(|m| m.seq), Some(2));
     assert_eq!(me.document(), room.document());
+}
+
+#[test]
+fn a_pending_diff_whose_target_was_removed_remotely_is_dropped_like_the_server_does() {
+    let mut room = Room::new(Limits::default(), LogBounds::default());
+    submit(&mut room, "them", 1, vec![add("a", &[])]);
+    let mut me = Replica::new("me", room.seq(), room.document().clone(), 1);
+    me.edit(vec![
+        Diff::set("a", "color", Some(json!("red"))),
+        add("b", &[]),
+    ]);
+    let sent = me.pending().next().unwrap().diffs.clone();
+
+    let Submitted::Accepted { batch: removal, .. } =
+        submit(&mut room, "them", 2, vec![Diff::Remove { id: "a".into() }])
+    else {
+        panic!()
+    };
+    me.receive([removal.as_ref()]).unwrap();
+    assert!(me.document().get("a").is_none(), "the remote remove wins");
+    assert!(me.document().get("b").is_some(), "the rest still applies");
+
+    let Submitted::Accepted { batch: mine, ack } = submit(&mut room, "me", 1, sent) else {
+        panic!()
+    };
+    assert_eq!(
+        ack.dropped,
+        [DroppedDiff {
+            index: 0,
+            reason: DropReason::MissingTarget
+        }]
+    );
+    let received = me.receive([mine.as_ref()]).unwrap();
+    assert!(received.mismatch.is_none());
+    assert_eq!(received.acked, vec![1]);
+    assert_eq!(me.document(), room.document());
+}
+
+#[test]
+fn a_restored_room_still_answers_retries_with_the_original_ack() {
+    let mut room = Room::new(Limits::default(), LogBounds::default());
+    let Submitted::Accepted { ack, .. } =
+        submit(&mut room, "c", 1, vec![add("a", &[("z", json!("80"))])])
+    else {
+        panic!()
+    };
+    let mut restored =
+        Room::restore(&room.snapshot(), Limits::default(), LogBounds::default()).unwrap();
+    assert_eq!(
+        submit(&mut restored, "c", 1, vec![add("b", &[])]),
+        Submitted::Duplicate(ack)
+    );
+    assert!(
+        restored.document().get("b").is_none(),
+        "never applied twice"
+    );
 }

@@ -94,7 +94,11 @@ proptest! {
         };
         let back: ServerBatch = codec::from_json(&codec::to_json(batch.as_ref())).unwrap();
         prop_assert_eq!(&back, batch.as_ref());
+        let back: ServerBatch = codec::from_msgpack(&codec::to_msgpack(batch.as_ref())).unwrap();
+        prop_assert_eq!(&back, batch.as_ref());
         let back: tandem_core::Ack = codec::from_msgpack(&codec::to_msgpack(&ack)).unwrap();
+        prop_assert_eq!(&back, &ack);
+        let back: tandem_core::Ack = codec::from_json(&codec::to_json(&ack)).unwrap();
         prop_assert_eq!(back, ack);
 
         let restored = Room::restore(&room.snapshot(), Limits::default(), LogBounds::default()).unwrap();
