@@ -1,8 +1,10 @@
 //! Property tests of the diff engine. Each case is driven by one u64 seed that
-//! proptest chooses and prints on failure ("minimal failing input: seed = …");
-//! replay with `PROPTEST_CASES=1` and the seed hard-coded in `replay` below,
-//! or rely on the persisted `proptest-regressions/` file. `PROPTEST_CASES`
-//! scales the number of cases (default 256 here).
+//! proptest chooses and prints on failure ("minimal failing input: seed = …").
+//! proptest also appends that case to `properties.proptest-regressions`
+//! (commit it) and re-runs it first on every later run. To replay a
+//! convergence seed by hand:
+//! `REPLAY_SEED=<seed> REPLAY_CLIENTS=<k> cargo test -p tandem_core --test properties replay -- --ignored`.
+//! `PROPTEST_CASES` sets the number of cases per property (default 256 here).
 
 mod common;
 
