@@ -3,8 +3,7 @@
 //! come in, so they bound nesting depth (a stack overflow inside the NIF
 //! would kill the whole VM) and never panic.
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Deepest nesting a decoder accepts. Values are limited further (and more
 /// tightly) by [`Limits::max_value_depth`](crate::Limits::max_value_depth).
@@ -23,7 +22,7 @@ pub enum Format {
 }
 
 /// Decodes `bytes` in `format`.
-pub fn decode<T: DeserializeOwned>(format: Format, bytes: &[u8]) -> Result<T, DecodeError> {
+pub fn decode<'a, T: Deserialize<'a>>(format: Format, bytes: &'a [u8]) -> Result<T, DecodeError> {
     match format {
         Format::Json => from_json(bytes),
         Format::MsgPack => from_msgpack(bytes),
@@ -32,12 +31,12 @@ pub fn decode<T: DeserializeOwned>(format: Format, bytes: &[u8]) -> Result<T, De
 
 /// Decodes JSON. serde_json refuses nesting deeper than 128 levels by
 /// itself, which is shallow enough for a dirty scheduler's stack.
-pub fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
+pub fn from_json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, DecodeError> {
     serde_json::from_slice(bytes).map_err(|e| DecodeError(e.to_string()))
 }
 
 /// Decodes MessagePack with a bounded depth.
-pub fn from_msgpack<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
+pub fn from_msgpack<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, DecodeError> {
     let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
     de.set_max_depth(MAX_DECODE_DEPTH);
     T::deserialize(&mut de).map_err(|e| DecodeError(e.to_string()))

@@ -15,6 +15,7 @@ use rustc_hash::FxHashMap;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
+use std::collections::hash_map::Entry;
 use std::collections::BTreeSet;
 
 /// Why a diff was dropped. On the wire: the snake_case name.
@@ -103,6 +104,8 @@ impl Eq for Document {}
 pub enum SnapshotError {
     #[error("object {0:?} has a parent that does not exist")]
     DanglingParent(ObjectId),
+    #[error("object {0:?} appears twice")]
+    DuplicateId(ObjectId),
     #[error("objects form a parent cycle")]
     Cycle,
     #[error("object {0:?} breaks the schema limits: {1}")]
@@ -125,35 +128,12 @@ impl Document {
         objects: impl IntoIterator<Item = (ObjectId, Attrs)>,
         limits: Limits,
     ) -> Result<Document, SnapshotError> {
-        let mut doc = Document::new(limits);
         let objects = objects.into_iter();
-        doc.objects.reserve(objects.size_hint().0);
+        let mut builder = Builder::new(limits, objects.size_hint().0, None);
         for (id, attrs) in objects {
-            if !Limits::name_ok(&id, doc.limits.max_id_bytes) {
-                return Err(SnapshotError::Limits(id, DropReason::InvalidId));
-            }
-            if let Err(reason) = doc.check_attrs(&attrs) {
-                return Err(SnapshotError::Limits(id, reason));
-            }
-            doc.checksum.add(object_term(&id));
-            for (k, v) in &attrs {
-                doc.checksum.add(attr_term(&id, k, v));
-            }
-            let (parent, z) = sibling_key(&attrs);
-            doc.link(parent, z, &id);
-            doc.objects.insert(id, attrs);
+            builder.push(id, attrs)?;
         }
-        for (id, attrs) in &doc.objects {
-            if let Some(p) = parent_of(attrs) {
-                if !doc.objects.contains_key(p) {
-                    return Err(SnapshotError::DanglingParent(id.clone()));
-                }
-            }
-        }
-        if doc.reachable_from_roots() != doc.objects.len() {
-            return Err(SnapshotError::Cycle);
-        }
-        Ok(doc)
+        builder.finish()
     }
 
     fn reachable_from_roots(&self) -> usize {
@@ -316,34 +296,8 @@ impl Document {
         }
     }
 
-    fn check_attrs(&self, attrs: &Attrs) -> Result<(), DropReason> {
-        if attrs.len() > self.limits.max_attrs_per_object {
-            return Err(DropReason::TooManyAttributes);
-        }
-        for (k, v) in attrs {
-            self.check_attr(k, v)?;
-        }
-        if let Some(p) = attrs.get(PARENT) {
-            if !p.is_string() {
-                return Err(DropReason::InvalidParent);
-            }
-        }
-        if let Some(z) = attrs.get(Z) {
-            if !z.as_str().is_some_and(zindex::is_canonical) {
-                return Err(DropReason::MalformedZ);
-            }
-        }
-        Ok(())
-    }
-
     fn check_attr(&self, key: &str, value: &Value) -> Result<(), DropReason> {
-        if !Limits::name_ok(key, self.limits.max_key_bytes) {
-            return Err(DropReason::InvalidKey);
-        }
-        self.limits.check_value(value).map_err(|fault| match fault {
-            ValueFault::TooLarge => DropReason::ValueTooLarge,
-            ValueFault::TooDeep => DropReason::ValueTooDeep,
-        })
+        check_attr(&self.limits, key, value)
     }
 
     fn add(
@@ -362,13 +316,10 @@ impl Document {
             return Err(DropReason::TooManyObjects);
         }
         attrs.retain(|_, v| !v.is_null());
-        self.check_attrs(&attrs)?;
-        if let Some(p) = parent_of(&attrs) {
-            if !self.objects.contains_key(p) {
-                return Err(DropReason::MissingParent);
-            }
+        let (parent, z) = check_attrs(&self.limits, &attrs)?;
+        if parent != ROOT && !self.objects.contains_key(parent) {
+            return Err(DropReason::MissingParent);
         }
-        let (parent, z) = sibling_key(&attrs);
         let fresh_z = self.free_z(parent, z, &id);
         let amended = fresh_z.is_some();
         if let Some(fresh) = fresh_z {
@@ -609,6 +560,90 @@ impl Document {
     }
 }
 
+/// Builds a document from stored objects in bulk: a room's cold start, a
+/// client's snapshot. Each object is checked, summed and entered in its
+/// sibling group while it is fresh in the cache; the sibling sets are then
+/// built from whole groups at once, parents are checked once per group, and
+/// the tree once at the end.
+pub(crate) struct Builder {
+    objects: FxHashMap<ObjectId, Attrs>,
+    groups: FxHashMap<String, Vec<(String, ObjectId)>>,
+    checksum: Checksum,
+    /// The checksum the caller vouches for (a snapshot whose bytes matched
+    /// their digest); `None` computes it from the objects.
+    known: Option<Checksum>,
+    limits: Limits,
+}
+
+impl Builder {
+    pub(crate) fn new(limits: Limits, capacity: usize, known: Option<Checksum>) -> Builder {
+        let mut objects = FxHashMap::default();
+        objects.reserve(capacity);
+        Builder {
+            objects,
+            groups: FxHashMap::default(),
+            checksum: Checksum::default(),
+            known,
+            limits,
+        }
+    }
+
+    /// Adds one object.
+    pub(crate) fn push(&mut self, id: ObjectId, attrs: Attrs) -> Result<(), SnapshotError> {
+        if !Limits::name_ok(&id, self.limits.max_id_bytes) {
+            return Err(SnapshotError::Limits(id, DropReason::InvalidId));
+        }
+        let (parent, z) = match check_attrs(&self.limits, &attrs) {
+            Ok(key) => key,
+            Err(reason) => return Err(SnapshotError::Limits(id, reason)),
+        };
+        if self.known.is_none() {
+            self.checksum.add(object_term(&id));
+            for (k, v) in &attrs {
+                self.checksum.add(attr_term(&id, k, v));
+            }
+        }
+        let entry = (z.to_owned(), id.clone());
+        match self.groups.get_mut(parent) {
+            Some(group) => group.push(entry),
+            None => {
+                self.groups.insert(parent.to_owned(), vec![entry]);
+            }
+        }
+        match self.objects.entry(id) {
+            Entry::Occupied(taken) => Err(SnapshotError::DuplicateId(taken.key().clone())),
+            Entry::Vacant(slot) => {
+                slot.insert(attrs);
+                Ok(())
+            }
+        }
+    }
+
+    pub(crate) fn finish(self) -> Result<Document, SnapshotError> {
+        let mut children = FxHashMap::default();
+        children.reserve(self.groups.len());
+        for (parent, mut kids) in self.groups {
+            if parent != ROOT && !self.objects.contains_key(&parent) {
+                let (_, child) = &kids[0];
+                return Err(SnapshotError::DanglingParent(child.clone()));
+            }
+            // Sorted first, so that the set is built in one linear pass.
+            kids.sort_unstable();
+            children.insert(parent, BTreeSet::from_iter(kids));
+        }
+        let doc = Document {
+            checksum: self.known.unwrap_or(self.checksum),
+            objects: self.objects,
+            children,
+            limits: self.limits,
+        };
+        if doc.reachable_from_roots() != doc.objects.len() {
+            return Err(SnapshotError::Cycle);
+        }
+        Ok(doc)
+    }
+}
+
 /// Where [`Document::apply_into`] writes what it applied and, when asked,
 /// the inverse. Each diff writes its inverse diffs in REVERSE order; callers
 /// reverse the whole inverse once at the end, which reverses the order of
@@ -649,6 +684,39 @@ pub struct BatchResult {
     pub applied: Vec<Diff>,
     /// Applying these in order undoes the whole batch.
     pub inverse: Vec<Diff>,
+}
+
+/// Checks a new object's attributes and returns its sibling key (see
+/// [`sibling_key`]), looking each reserved attribute up once.
+fn check_attrs<'a>(limits: &Limits, attrs: &'a Attrs) -> Result<(&'a str, &'a str), DropReason> {
+    if attrs.len() > limits.max_attrs_per_object {
+        return Err(DropReason::TooManyAttributes);
+    }
+    for (k, v) in attrs {
+        check_attr(limits, k, v)?;
+    }
+    let parent = match attrs.get(PARENT) {
+        None => ROOT,
+        Some(p) => p.as_str().ok_or(DropReason::InvalidParent)?,
+    };
+    let z = match attrs.get(Z) {
+        None => "",
+        Some(z) => z
+            .as_str()
+            .filter(|z| zindex::is_canonical(z))
+            .ok_or(DropReason::MalformedZ)?,
+    };
+    Ok((parent, z))
+}
+
+fn check_attr(limits: &Limits, key: &str, value: &Value) -> Result<(), DropReason> {
+    if !Limits::name_ok(key, limits.max_key_bytes) {
+        return Err(DropReason::InvalidKey);
+    }
+    limits.check_value(value).map_err(|fault| match fault {
+        ValueFault::TooLarge => DropReason::ValueTooLarge,
+        ValueFault::TooDeep => DropReason::ValueTooDeep,
+    })
 }
 
 fn parent_of(attrs: &Attrs) -> Option<&str> {

@@ -22,8 +22,10 @@ pub mod codec;
 pub mod diff;
 pub mod document;
 pub mod limits;
+mod msgpack_objects;
 pub mod replica;
 pub mod room;
+mod snapshot;
 pub mod zindex;
 
 pub use checksum::Checksum;

@@ -5,8 +5,9 @@
 
 use crate::checksum::Checksum;
 use crate::diff::Diff;
-use crate::document::{Document, DropReason, Outcome, SnapshotError};
+use crate::document::{Document, DropReason, Outcome};
 use crate::limits::Limits;
+use crate::snapshot;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -162,18 +163,6 @@ pub struct Room {
     log_diffs: usize,
     bounds: LogBounds,
 }
-
-/// The durable form of a room (MessagePack at rest).
-#[derive(Serialize, Deserialize)]
-struct RoomSnapshot {
-    format: u32,
-    seq: u64,
-    checksum: Checksum,
-    document: FxHashMap<crate::ObjectId, crate::Attrs>,
-    clients: FxHashMap<String, ClientRecord>,
-}
-
-const SNAPSHOT_FORMAT: u32 = 1;
 
 impl Room {
     /// An empty room at seq 0.
@@ -333,43 +322,20 @@ impl Room {
 
     /// The durable form of the room (MessagePack).
     pub fn snapshot(&self) -> Vec<u8> {
-        #[derive(Serialize)]
-        struct Borrowed<'a> {
-            format: u32,
-            seq: u64,
-            checksum: Checksum,
-            document: &'a Document,
-            clients: &'a FxHashMap<String, ClientRecord>,
-        }
-        rmp_serde::to_vec_named(&Borrowed {
-            format: SNAPSHOT_FORMAT,
-            seq: self.seq,
-            checksum: self.doc.checksum(),
-            document: &self.doc,
-            clients: &self.clients,
-        })
-        .expect("a room always encodes")
+        snapshot::encode(self.seq, &self.doc, &self.clients)
     }
 
-    /// Rebuilds a room from [`Room::snapshot`] bytes, verifying its checksum.
+    /// Rebuilds a room from [`Room::snapshot`] bytes, verifying them.
     pub fn restore(bytes: &[u8], limits: Limits, bounds: LogBounds) -> Result<Room, String> {
-        let snap: RoomSnapshot = crate::codec::from_msgpack(bytes).map_err(|e| e.to_string())?;
-        if snap.format != SNAPSHOT_FORMAT {
-            return Err(format!("unknown snapshot format {}", snap.format));
-        }
-        let doc = Document::from_objects(snap.document, limits)
-            .map_err(|e: SnapshotError| e.to_string())?;
-        if doc.checksum() != snap.checksum {
-            return Err(format!(
-                "snapshot checksum {} does not match its contents ({})",
-                snap.checksum,
-                doc.checksum()
-            ));
-        }
+        let snapshot::Snapshot {
+            seq,
+            document,
+            clients,
+        } = snapshot::decode(bytes, limits)?;
         Ok(Room {
-            doc,
-            seq: snap.seq,
-            clients: snap.clients,
+            doc: document,
+            seq,
+            clients,
             log: VecDeque::new(),
             log_diffs: 0,
             bounds,

@@ -21,7 +21,13 @@ fn add(id: &str, pairs: &[(&str, Value)]) -> Diff {
 }
 
 fn z(doc: &Document, id: &str) -> String {
-    doc.get(id).unwrap()["z"].as_str().unwrap().to_owned()
+    doc.get(id)
+        .unwrap()
+        .get("z")
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 fn dropped(doc: &mut Document, diff: Diff) -> DropReason {

@@ -166,7 +166,10 @@ fn hostile_diff() -> impl Strategy<Value = Diff> {
             id.clone(),
             proptest::collection::btree_map(key.clone(), hostile_value(), 0..6)
         )
-            .prop_map(|(id, attrs)| Diff::Add { id, attrs }),
+            .prop_map(|(id, attrs)| Diff::Add {
+                id,
+                attrs: attrs.into_iter().collect()
+            }),
         id.clone().prop_map(|id| Diff::Remove { id }),
         (id, key, proptest::option::of(hostile_value())).prop_map(|(id, key, value)| Diff::Set {
             id,

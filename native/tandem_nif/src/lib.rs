@@ -9,6 +9,14 @@
 //! catch-up, large batches) runs on dirty schedulers; normal-scheduler calls
 //! stay well under a millisecond.
 
+/// Documents are many small allocations (ids, attribute names, values);
+/// mimalloc makes building and freeing them, a room's cold start and its
+/// shutdown, markedly cheaper than the system allocator (BENCHMARKS.md,
+/// Core). It serves this library's Rust allocations only; the BEAM keeps
+/// its own allocators.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use rustler::{Atom, Binary, Encoder, Env, NifResult, OwnedBinary, ResourceArc, Term};
 use std::sync::{Mutex, MutexGuard};
 use tandem_core::codec::{self, Format};

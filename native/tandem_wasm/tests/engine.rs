@@ -150,7 +150,7 @@ fn group_puts_the_members_under_a_group_in_paint_order() {
     // Moving the group moves its members.
     let diffs = layers::translate(net.engines[0].document(), "g", 5.0, 7.0);
     net.engines[0].edit(diffs);
-    assert_eq!(net.engines[0].document().get("c").unwrap()["x"], json!(5.0));
+    assert_eq!(net.engines[0].document().get("c").unwrap().get("x").unwrap(), &json!(5.0));
     net.flush(0);
     net.assert_converged();
 }
@@ -182,8 +182,8 @@ fn undo_reverts_only_ones_own_edit_and_redo_reapplies_it() {
     net.flush(0);
     net.assert_converged();
     assert_eq!(
-        net.engines[0].document().get("a").unwrap()["color"],
-        json!("red")
+        net.engines[0].document().get("a").unwrap().get("color").unwrap(),
+        &json!("red")
     );
 }
 
