@@ -12,8 +12,20 @@ defmodule TandemWeb.Connection do
   Phoenix's: a duplicate join replaces the old channel; messages carrying a
   stale `join_ref` are dropped; a crashed channel becomes `phx_error` for
   its topic while the connection lives on.
+
+  Idle connections are found here, not by Yaws' `keepalive`: Yaws runs its
+  keepalive as a gen_server timeout, and a gen_server with a pending
+  timeout never hibernates, which left every idle connection holding its
+  whole grown heap (~60 KB). Every `idle_timeout_ms` the connection looks at
+  the socket's received-byte counter (so pongs count too, which Yaws does
+  not pass to callbacks); if nothing arrived it pings, and if still nothing
+  arrived after `idle_grace_ms` it drops the connection (1006, no close
+  frame, as Yaws' `drop_on_timeout` did). Between checks it hibernates.
   """
   require Logger
+  require Record
+
+  Record.defrecordp(:arg, Record.extract(:arg, from: "/usr/lib/yaws-2.1.1/include/yaws_api.hrl"))
 
   alias TandemWeb.{Message, Reply, Socket}
   alias TandemWeb.Channel.Server
@@ -27,17 +39,22 @@ defmodule TandemWeb.Connection do
   ## Yaws callbacks
 
   @doc false
-  def init([_arg, %{serializer: _, claims: _} = init]) do
+  def init([arg, %{serializer: _, claims: _} = init]) do
     config = Map.new(Application.fetch_env!(:tandem, :socket))
     Tandem.Metrics.inc(:connections_opened)
+    socket = arg(arg, :clisock)
 
-    {:ok,
-     Map.merge(init, %{
-       channels: %{},
-       monitors: %{},
-       config: config,
-       window: {now_ms(), 0}
-     })}
+    state =
+      Map.merge(init, %{
+        channels: %{},
+        monitors: %{},
+        config: config,
+        window: {now_ms(), 0},
+        socket: socket,
+        idle: {received_bytes(socket), false}
+      })
+
+    {:ok, check_idle_after(state, config.idle_timeout_ms)}
   end
 
   @doc false
@@ -76,6 +93,22 @@ defmodule TandemWeb.Connection do
       {{topic, join_ref}, monitors} ->
         state = %{state | monitors: monitors, channels: Map.delete(state.channels, topic)}
         channel_down(state, topic, join_ref, reason)
+    end
+  end
+
+  def handle_info(:idle_check, %{idle: {seen, pinged}} = state) do
+    case received_bytes(state.socket) do
+      ^seen when pinged ->
+        Tandem.Metrics.inc(:errors, %{kind: "idle_timeout"})
+        {:close, 1006, state}
+
+      ^seen ->
+        state = %{state | idle: {seen, true}}
+        {:reply, {:ping, ""}, check_idle_after(state, state.config.idle_grace_ms)}
+
+      received ->
+        state = %{state | idle: {received, false}}
+        {:noreply, check_idle_after(state, state.config.idle_timeout_ms)}
     end
   end
 
@@ -266,6 +299,18 @@ defmodule TandemWeb.Connection do
 
   defp frame({opcode, iodata}), do: {opcode, IO.iodata_to_binary(iodata)}
   defp frames(encoded), do: Enum.map(encoded, &frame/1)
+
+  defp check_idle_after(state, ms) do
+    Process.send_after(self(), :idle_check, ms)
+    state
+  end
+
+  defp received_bytes(socket) do
+    case :inet.getstat(socket, [:recv_oct]) do
+      {:ok, [recv_oct: bytes]} -> bytes
+      {:error, _} -> :closed
+    end
+  end
 
   defp kind(topic), do: topic |> String.split(":", parts: 2) |> hd()
 

@@ -66,10 +66,9 @@ defmodule TandemWeb.Endpoint do
       close_if_unmasked: true,
       max_frame_size: config.max_frame_bytes,
       max_message_size: config.max_frame_bytes,
-      keepalive: true,
-      keepalive_timeout: config.idle_timeout_ms,
-      keepalive_grace_period: config.idle_grace_ms,
-      drop_on_timeout: true,
+      # Idle connections are pinged and dropped by TandemWeb.Connection:
+      # Yaws' keepalive is a gen_server timeout, which disables hibernate_after.
+      keepalive: false,
       hibernate_after: 1_000
     ]
   end
