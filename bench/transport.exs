@@ -1,0 +1,158 @@
+# The transport benchmark: `MIX_ENV=dev mix run bench/transport.exs` (or `make bench-transport`).
+#
+# Starts the server in this VM on PORT (default 4100) and drives it with the Rust load generator
+# (native/tandem_loadgen, built here in release mode), which runs in its own OS process on one
+# thread. Phases (PHASES, comma-separated; default "idle,fanout,edit"):
+#   idle    IDLE connections (default 10,000), each joined to project/presence/cursors of one of
+#           100 projects; prints the server's memory per connection and where it goes
+#   hold    HOLD connections (default 19,900) held for HOLD_SECONDS (30), split over loadgen
+#           processes of at most 9,950 connections each (the fd limit of a process here is 20,000)
+#   fanout  1 sender → 1,000 receivers in one project, 50 batches 40 ms apart
+#   edit    1,000 editors in 100 projects, 2 batches/s each for 10 s: push → durable ack
+# Load shares the machine: say what else ran when you quote the figures (BENCHMARKS.md).
+Code.require_file("transport_memory.exs", __DIR__)
+
+defmodule Bench.Transport do
+  alias Bench.TransportMemory
+
+  @loadgen "target/release/tandem-loadgen"
+
+  def main do
+    {_, 0} = System.cmd("cargo", ["build", "--release", "--quiet", "-p", "tandem_loadgen"])
+    token = Tandem.Token.sign("bench", name: "bench", projects: %{"*" => "editor"}, ttl: 3_600)
+    url = "ws://127.0.0.1:#{TandemWeb.Endpoint.port()}/socket/websocket?vsn=2.0.0&token=#{token}"
+    IO.puts("transport benchmark on #{url |> String.split("?") |> hd()}, #{machine()}")
+
+    for phase <- String.split(System.get_env("PHASES", "idle,fanout,edit"), ",") do
+      IO.puts("\n== #{phase}")
+      phase(phase, url)
+    end
+  end
+
+  defp phase("idle", url) do
+    n = env("IDLE", 10_000)
+    before = settle_and_snapshot()
+    crowd = start_crowd(url, n, "idle")
+    # Let connection and channel processes hibernate (after 1 s idle).
+    Process.sleep(4_000)
+    after_ = TransportMemory.snapshot()
+    kb = TransportMemory.report(before, after_, n)
+    IO.puts("RESULT memory_per_idle_connection_kb=#{kb} connections=#{n}")
+
+    if System.get_env("SAMPLE"),
+      do: TransportMemory.sample([":yaws_websockets.init/1", "TandemWeb.Channel.Server.init/1"])
+
+    stop_crowd(crowd)
+  end
+
+  defp phase("hold", url) do
+    n = env("HOLD", 19_900)
+    seconds = env("HOLD_SECONDS", 30)
+    before = settle_and_snapshot()
+    started = System.monotonic_time(:millisecond)
+    crowd = start_crowd(url, n, "hold")
+    IO.puts("  #{n} connections joined in #{System.monotonic_time(:millisecond) - started} ms")
+    Process.sleep(seconds * 1_000)
+
+    connections =
+      Tandem.Metrics.value(:connections_opened) - Tandem.Metrics.value(:connections_closed)
+
+    kb = TransportMemory.report(before, TransportMemory.snapshot(), n)
+    held = stop_crowd(crowd)
+
+    IO.puts(
+      "RESULT held=#{held} of=#{n} seconds=#{seconds} open_on_server=#{connections} kb_per_connection=#{kb}"
+    )
+  end
+
+  defp phase("fanout", url), do: run_loadgen(["fanout", "--url", url])
+  defp phase("edit", url), do: run_loadgen(["edit", "--url", url])
+
+  # A crowd of idle connections in the same 100 projects, shared evenly by as many loadgen
+  # processes as the fd limit needs (20,000 per process here, so at most 9,950 each).
+  defp start_crowd(url, n, prefix) do
+    processes = div(n + 9_949, 9_950)
+
+    for i <- 0..(processes - 1) do
+      {first, last} = {div(n * i, processes), div(n * (i + 1), processes)}
+
+      port =
+        open(
+          ["idle", "--url", url, "--connections", "#{last - first}", "--offset", "#{first}"] ++
+            ["--projects", "100", "--prefix", prefix]
+        )
+
+      {:ok, line} = await_line(port, "READY")
+      IO.puts("  loadgen #{i}: #{line}")
+      port
+    end
+  end
+
+  defp stop_crowd(ports) do
+    Enum.map(ports, fn port ->
+      Port.command(port, "close\n")
+      {:ok, "CLOSED held=" <> held} = await_line(port, "CLOSED")
+      String.to_integer(held)
+    end)
+    |> Enum.sum()
+  end
+
+  defp run_loadgen(args) do
+    port = open(args)
+    collect(port)
+  end
+
+  defp open(args) do
+    Port.open({:spawn_executable, @loadgen}, [
+      :binary,
+      :exit_status,
+      :stderr_to_stdout,
+      {:line, 4096},
+      args: args
+    ])
+  end
+
+  defp await_line(port, prefix) do
+    receive do
+      {^port, {:data, {:eol, line}}} ->
+        if String.starts_with?(line, prefix) do
+          {:ok, line}
+        else
+          IO.puts("  | " <> line)
+          await_line(port, prefix)
+        end
+
+      {^port, {:exit_status, status}} ->
+        raise "loadgen exited with #{status} before #{prefix}"
+    end
+  end
+
+  defp collect(port) do
+    receive do
+      {^port, {:data, {:eol, line}}} ->
+        IO.puts("  " <> line)
+        collect(port)
+
+      {^port, {:exit_status, 0}} ->
+        :ok
+
+      {^port, {:exit_status, status}} ->
+        raise "loadgen exited with #{status}"
+    end
+  end
+
+  defp settle_and_snapshot do
+    Process.sleep(2_000)
+    for pid <- Process.list(), do: :erlang.garbage_collect(pid)
+    TransportMemory.snapshot()
+  end
+
+  defp env(name, default), do: String.to_integer(System.get_env(name, "#{default}"))
+
+  defp machine do
+    "#{System.schedulers_online()} schedulers, OTP #{System.otp_release()}, load average " <>
+      (File.read!("/proc/loadavg") |> String.split() |> Enum.take(3) |> Enum.join(" "))
+  end
+end
+
+Bench.Transport.main()
