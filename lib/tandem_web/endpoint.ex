@@ -30,7 +30,11 @@ defmodule TandemWeb.Endpoint do
       listen: {0, 0, 0, 0},
       servername: ~c"tandem",
       appmods: [{~c"/", TandemWeb.Router}],
-      listen_opts: [backlog: 4096]
+      # (Yaws reads listen options from `soptions`; a top-level `listen_opts`
+      # is ignored.) nodelay: a frame written right after another (a reply
+      # after a broadcast) would otherwise wait for the client's delayed ACK
+      # (40 ms).
+      soptions: [listen_opts: [backlog: 4096, nodelay: true]]
     ]
 
     {:ok, sconfs, gconf, yaws_children} =
