@@ -81,8 +81,11 @@ defmodule Tandem.PubSub do
           Enum.each(plain, fn {pid, _} -> send(pid, message) end)
 
         {serializer, sockets} ->
-          frame = serializer.fastlane!(message)
-          Enum.each(sockets, fn {_, {socket, _}} -> send(socket, {:socket_push, frame}) end)
+          # One binary for every socket: each send then copies a reference,
+          # and no socket has to flatten the iodata again.
+          {opcode, iodata} = serializer.fastlane!(message)
+          push = {:socket_push, {opcode, IO.iodata_to_binary(iodata)}}
+          Enum.each(sockets, fn {_, {socket, _}} -> send(socket, push) end)
       end)
     end)
   end
