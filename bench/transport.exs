@@ -68,6 +68,93 @@ defmodule Bench.Transport do
   defp phase("fanout", url), do: run_loadgen(["fanout", "--url", url])
   defp phase("edit", url), do: run_loadgen(["edit", "--url", url])
 
+  # Who used the CPU while a latency phase ran (from the loadgen's START to its last line):
+  # this VM, the loadgen, everything else; and the longest mailboxes meanwhile.
+  defp run_loadgen(args) do
+    port = open(args)
+    :erlang.system_flag(:scheduler_wall_time, true)
+    queues = spawn_link(fn -> watch_queues(%{}) end)
+    Process.register(queues, :bench_queues)
+    snapshot = &{cpu_ticks(&1), :erlang.statistics(:scheduler_wall_time)}
+    %{start: start, finish: finish} = collect(port, snapshot, %{})
+    report_cpu(start, finish)
+    send(queues, {:report, self()})
+
+    receive do
+      {:queues, maxima} ->
+        IO.puts("  longest mailboxes (sampled every 5 ms): #{inspect(maxima)}")
+    end
+  end
+
+  defp report_cpu({start, walls_before}, {finish, walls_after}) do
+    share = fn key ->
+      Float.round((finish[key] - start[key]) / max(finish.total - start.total, 1) * 100, 1)
+    end
+
+    busy =
+      Enum.zip(Enum.sort(walls_before), Enum.sort(walls_after))
+      |> Enum.filter(fn {{id, _, _}, _} -> id <= System.schedulers_online() end)
+      |> Enum.map(fn {{_, a0, t0}, {_, a1, t1}} ->
+        Float.round((a1 - a0) / max(t1 - t0, 1) * 100)
+      end)
+
+    IO.puts(
+      "  CPU of the machine (2 cores = 100%): server #{share.(:server)}%, loadgen #{share.(:loadgen)}%, " <>
+        "others #{share.(:others)}%, idle #{share.(:idle)}%; schedulers busy #{inspect(busy)}%"
+    )
+  end
+
+  # Jiffies from /proc: this VM, the loadgen (as it reported), the rest of the machine, idle.
+  defp cpu_ticks(loadgen) do
+    [_cpu | fields] = File.read!("/proc/stat") |> String.split("\n") |> hd() |> String.split()
+    [user, nice, system, idle, iowait | rest] = Enum.map(fields, &String.to_integer/1)
+    total = user + nice + system + idle + iowait + Enum.sum(rest)
+    server = process_ticks(System.pid())
+    busy = total - idle - iowait
+
+    %{
+      total: total,
+      idle: idle + iowait,
+      server: server,
+      loadgen: loadgen,
+      others: busy - server - loadgen
+    }
+  end
+
+  defp process_ticks(pid) do
+    stat = File.read!("/proc/#{pid}/stat")
+    # Fields after the command name (which may hold spaces): utime is the 12th, stime the 13th.
+    [_, after_name] = String.split(stat, ") ", parts: 2)
+    fields = String.split(after_name)
+    String.to_integer(Enum.at(fields, 11)) + String.to_integer(Enum.at(fields, 12))
+  end
+
+  # The longest mailboxes of the store, the rooms and the pub/sub during a phase.
+  defp watch_queues(maxima) do
+    receive do
+      {:report, to} -> send(to, {:queues, maxima})
+      :reset -> watch_queues(%{})
+    after
+      5 ->
+        rooms =
+          Tandem.Rooms.Supervisor |> DynamicSupervisor.which_children() |> Enum.map(&elem(&1, 1))
+
+        lengths = %{
+          store: queue_len(Process.whereis(Tandem.Store.SQLite)),
+          rooms: rooms |> Enum.map(&queue_len/1) |> Enum.max(fn -> 0 end)
+        }
+
+        watch_queues(Map.merge(maxima, lengths, fn _, a, b -> max(a, b) end))
+    end
+  end
+
+  defp queue_len(pid) do
+    case pid && Process.info(pid, :message_queue_len) do
+      {:message_queue_len, n} -> n
+      _ -> 0
+    end
+  end
+
   # A crowd of idle connections in the same 100 projects, shared evenly by as many loadgen
   # processes as the fd limit needs (20,000 per process here, so at most 9,950 each).
   defp start_crowd(url, n, prefix) do
@@ -97,11 +184,6 @@ defmodule Bench.Transport do
     |> Enum.sum()
   end
 
-  defp run_loadgen(args) do
-    port = open(args)
-    collect(port)
-  end
-
   defp open(args) do
     Port.open({:spawn_executable, @loadgen}, [
       :binary,
@@ -127,14 +209,23 @@ defmodule Bench.Transport do
     end
   end
 
-  defp collect(port) do
+  # Prints the loadgen's lines until it exits; `snapshot.(loadgen_ticks)` is taken when the
+  # loadgen reports its CPU time at the START of its measured part and at its end.
+  defp collect(port, snapshot, marks) do
     receive do
+      {^port, {:data, {:eol, "START ticks=" <> ticks}}} ->
+        send(:bench_queues, :reset)
+        collect(port, snapshot, Map.put(marks, :start, snapshot.(String.to_integer(ticks))))
+
+      {^port, {:data, {:eol, "CPU ticks=" <> ticks}}} ->
+        collect(port, snapshot, Map.put(marks, :finish, snapshot.(String.to_integer(ticks))))
+
       {^port, {:data, {:eol, line}}} ->
         IO.puts("  " <> line)
-        collect(port)
+        collect(port, snapshot, marks)
 
       {^port, {:exit_status, 0}} ->
-        :ok
+        marks
 
       {^port, {:exit_status, status}} ->
         raise "loadgen exited with #{status}"

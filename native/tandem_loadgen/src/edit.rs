@@ -34,7 +34,9 @@ pub async fn run(opts: &Opts) -> Result<(), Error> {
             let mut conn = Conn::connect(&url).await?;
             let join_ref = conn.join(&topic, &project_join(&client_id)).await?;
             drop(permit);
-            all_joined.wait().await;
+            if all_joined.wait().await.is_leader() {
+                crate::report_start();
+            }
             // Editors start evenly spread over one period.
             let start = tokio::time::Instant::now() + period.mul_f64(i as f64 / clients as f64);
             let stop = start + Duration::from_secs(seconds);

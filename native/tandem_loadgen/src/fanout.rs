@@ -56,6 +56,7 @@ pub async fn run(opts: &Opts) -> Result<(), Error> {
     let join_ref = sender.join(&topic, &project_join("sender")).await?;
     all_joined.wait().await;
     eprintln!("{receivers} receivers joined {topic}");
+    crate::report_start();
     let mut acks = Latencies::default();
     let mut pushed = std::collections::HashMap::new();
     let mut tick = tokio::time::interval(interval);

@@ -64,6 +64,19 @@ pub fn run_id() -> u128 {
         .map_or(0, |d| d.as_millis())
 }
 
+/// Marks the start of the measured part (after connecting and joining):
+/// `START ticks=N`, so that the benchmark counts CPU from here.
+pub fn report_start() {
+    println!("START ticks={}", cpu_ticks().unwrap_or(0));
+}
+
+/// This process's user + system CPU time in clock ticks (Linux /proc).
+fn cpu_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(") ")?.1.split_whitespace().collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let scenario = args.next().unwrap_or_default();
@@ -94,6 +107,10 @@ fn main() {
             _ => Err("usage: tandem-loadgen idle|fanout|edit --url WS [options]".into()),
         }
     });
+    // The benchmark splits the machine's CPU between server, loadgen and others.
+    if let Some(ticks) = cpu_ticks() {
+        println!("CPU ticks={ticks}");
+    }
     if let Err(e) = result {
         eprintln!("tandem-loadgen: {e}");
         std::process::exit(1);
