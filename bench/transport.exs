@@ -73,12 +73,20 @@ defmodule Bench.Transport do
   defp run_loadgen(args) do
     port = open(args)
     :erlang.system_flag(:scheduler_wall_time, true)
+    store = spawn_link(fn -> trace_store_calls() end)
+    Process.register(store, :bench_store)
     queues = spawn_link(fn -> watch_queues(%{}) end)
     Process.register(queues, :bench_queues)
     snapshot = &{cpu_ticks(&1), :erlang.statistics(:scheduler_wall_time)}
     %{start: start, finish: finish} = collect(port, snapshot, %{})
     report_cpu(start, finish)
     send(queues, {:report, self()})
+
+    send(store, {:report, self()})
+
+    receive do
+      {:store, line} -> IO.puts("  store appends (journal commit, call to reply): " <> line)
+    end
 
     receive do
       {:queues, maxima} ->
@@ -129,11 +137,65 @@ defmodule Bench.Transport do
     String.to_integer(Enum.at(fields, 11)) + String.to_integer(Enum.at(fields, 12))
   end
 
+  # How long each `append` call to the store took (receipt to reply, traced), so that the
+  # journal's share of a latency can be told from the transport's.
+  defp trace_store_calls do
+    :erlang.trace(Process.whereis(Tandem.Store.SQLite), true, [
+      :receive,
+      :send,
+      :monotonic_timestamp
+    ])
+
+    trace_store_calls(%{}, [])
+  end
+
+  defp trace_store_calls(open, done) do
+    receive do
+      {:trace_ts, _, :receive, {:"$gen_call", {_, tag}, {:append, _, _, _, _}}, at} ->
+        trace_store_calls(Map.put(open, tag, at), done)
+
+      {:trace_ts, _, :send, {tag, _reply}, _to, at} when is_map_key(open, tag) ->
+        {started, open} = Map.pop(open, tag)
+
+        trace_store_calls(open, [
+          :erlang.convert_time_unit(at - started, :native, :microsecond) | done
+        ])
+
+      {:trace_ts, _, _, _, _} ->
+        trace_store_calls(open, done)
+
+      {:trace_ts, _, _, _, _, _} ->
+        trace_store_calls(open, done)
+
+      :reset ->
+        trace_store_calls(open, [])
+
+      :freeze ->
+        :erlang.trace(Process.whereis(Tandem.Store.SQLite), false, [:receive, :send])
+        trace_store_calls(%{}, done)
+
+      {:report, to} ->
+        sorted = Enum.sort(done)
+
+        at = fn p ->
+          if sorted == [],
+            do: 0,
+            else: Enum.at(sorted, min(length(sorted) - 1, floor(p * length(sorted)))) / 1000
+        end
+
+        send(
+          to,
+          {:store, "count=#{length(sorted)} p50=#{at.(0.5)} p99=#{at.(0.99)} max=#{at.(1.0)} ms"}
+        )
+    end
+  end
+
   # The longest mailboxes of the store, the rooms and the pub/sub during a phase.
   defp watch_queues(maxima) do
     receive do
       {:report, to} -> send(to, {:queues, maxima})
       :reset -> watch_queues(%{})
+      :freeze -> receive(do: ({:report, to} -> send(to, {:queues, maxima})))
     after
       5 ->
         rooms =
@@ -215,9 +277,12 @@ defmodule Bench.Transport do
     receive do
       {^port, {:data, {:eol, "START ticks=" <> ticks}}} ->
         send(:bench_queues, :reset)
+        send(:bench_store, :reset)
         collect(port, snapshot, Map.put(marks, :start, snapshot.(String.to_integer(ticks))))
 
       {^port, {:data, {:eol, "CPU ticks=" <> ticks}}} ->
+        send(:bench_queues, :freeze)
+        send(:bench_store, :freeze)
         collect(port, snapshot, Map.put(marks, :finish, snapshot.(String.to_integer(ticks))))
 
       {^port, {:data, {:eol, line}}} ->

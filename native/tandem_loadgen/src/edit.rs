@@ -70,17 +70,19 @@ pub async fn run(opts: &Opts) -> Result<(), Error> {
                     break;
                 }
             }
-            conn.close().await;
-            Ok::<_, Error>((acks, errors + pushed.len()))
+            Ok::<_, Error>((acks, errors + pushed.len(), conn))
         });
     }
 
     let (mut acks, mut errors, mut failed) = (Latencies::default(), 0, 0);
+    // Connections close only after the figures: leaving is not part of the measurement.
+    let mut open = Vec::with_capacity(clients);
     while let Some(result) = tasks.join_next().await {
         match result {
-            Ok(Ok((latencies, e))) => {
+            Ok(Ok((latencies, e, conn))) => {
                 acks.extend(latencies);
                 errors += e;
+                open.push(conn);
             }
             Ok(Err(e)) => {
                 failed += 1;
@@ -90,6 +92,10 @@ pub async fn run(opts: &Opts) -> Result<(), Error> {
         }
     }
     println!("EDIT clients={clients} projects={projects} rate={rate} seconds={seconds} errors={errors} failed={failed} {}", acks.summary());
+    crate::report_end();
+    for conn in open {
+        conn.close().await;
+    }
     Ok(())
 }
 

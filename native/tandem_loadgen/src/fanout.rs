@@ -1,8 +1,9 @@
 //! Fan-out: one sender and `receivers` members of one fresh project. The
 //! sender pushes `batches` batches, one every `interval-ms`; every receiver
 //! records, per batch, the time from the sender's push to the moment the
-//! `batch` broadcast was read. Prints `FANOUT count=.. p50=.. p99=..` and the
-//! sender's own push → ack latency as `ACK ...`.
+//! `batch` broadcast was read. Prints `FANOUT count=.. p50=.. p99=..`, the
+//! first batch alone (it wakes every hibernating receiver) as `FIRST_BATCH`,
+//! and the sender's own push → ack latency as `ACK ...`.
 
 use crate::stats::Latencies;
 use crate::wire::{Conn, Error};
@@ -32,7 +33,7 @@ pub async fn run(opts: &Opts) -> Result<(), Error> {
             conn.join(&topic, &project_join(&format!("r{i}"))).await?;
             drop(permit);
             all_joined.wait().await;
-            let mut latencies = Latencies::default();
+            let (mut latencies, mut first) = (Latencies::default(), Latencies::default());
             let receive = async {
                 while latencies.len() < batches {
                     let frame = conn.next().await?;
@@ -41,14 +42,16 @@ pub async fn run(opts: &Opts) -> Result<(), Error> {
                         let at = p.batch_id.and_then(|b| sent.get(b as usize)?.get());
                         if let Some(at) = at {
                             latencies.record(frame.at - *at);
+                            if p.batch_id == Some(1) {
+                                first.record(frame.at - *at);
+                            }
                         }
                     }
                 }
                 Ok::<_, Error>(())
             };
             let _ = tokio::time::timeout(deadline, receive).await;
-            conn.close().await;
-            Ok::<_, Error>(latencies)
+            Ok::<_, Error>((latencies, first, conn))
         });
     }
 
@@ -84,20 +87,31 @@ pub async fn run(opts: &Opts) -> Result<(), Error> {
         }
     }
 
-    let mut deliveries = Latencies::default();
+    let (mut deliveries, mut first) = (Latencies::default(), Latencies::default());
+    // Connections close only after the figures: leaving is not part of the measurement.
+    let mut open = vec![sender];
     let mut failed = 0;
     while let Some(result) = tasks.join_next().await {
         match result {
-            Ok(Ok(latencies)) => deliveries.extend(latencies),
+            Ok(Ok((latencies, first_batch, conn))) => {
+                open.push(conn);
+                deliveries.extend(latencies);
+                first.extend(first_batch);
+            }
             _ => failed += 1,
         }
     }
-    sender.close().await;
     println!(
         "FANOUT receivers={receivers} batches={batches} failed={failed} {}",
         deliveries.summary()
     );
+    // The first batch wakes every hibernating receiver: its cost shown apart.
+    println!("FIRST_BATCH {}", first.summary());
     println!("ACK {}", acks.summary());
+    crate::report_end();
+    for conn in open {
+        conn.close().await;
+    }
     Ok(())
 }
 

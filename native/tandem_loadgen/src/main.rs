@@ -70,6 +70,13 @@ pub fn report_start() {
     println!("START ticks={}", cpu_ticks().unwrap_or(0));
 }
 
+/// Marks the end of the measured part (before the connections close):
+/// `CPU ticks=N`. With [`report_start`], the benchmark splits the machine's
+/// CPU between server, loadgen and everything else.
+pub fn report_end() {
+    println!("CPU ticks={}", cpu_ticks().unwrap_or(0));
+}
+
 /// This process's user + system CPU time in clock ticks (Linux /proc).
 fn cpu_ticks() -> Option<u64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
@@ -107,10 +114,6 @@ fn main() {
             _ => Err("usage: tandem-loadgen idle|fanout|edit --url WS [options]".into()),
         }
     });
-    // The benchmark splits the machine's CPU between server, loadgen and others.
-    if let Some(ticks) = cpu_ticks() {
-        println!("CPU ticks={ticks}");
-    }
     if let Err(e) = result {
         eprintln!("tandem-loadgen: {e}");
         std::process::exit(1);
