@@ -112,6 +112,24 @@ defmodule Bench.Transport do
     )
   end
 
+  # What the schedulers did (microstate accounting): Erlang code, port drivers (sockets, the
+  # SQLite driver), garbage collection, polling, sleeping.
+  defp report_microstates(threads) do
+    totals =
+      for %{type: :scheduler, counters: counters} <- threads, reduce: %{} do
+        acc -> Map.merge(acc, counters, fn _, a, b -> a + b end)
+      end
+
+    all = max(Enum.sum(Map.values(totals)), 1)
+
+    shares =
+      totals
+      |> Enum.sort_by(&(-elem(&1, 1)))
+      |> Enum.map_join(", ", fn {state, n} -> "#{state} #{Float.round(n / all * 100, 1)}%" end)
+
+    IO.puts("  scheduler time: #{shares}")
+  end
+
   # Jiffies from /proc: this VM, the loadgen (as it reported), the rest of the machine, idle.
   defp cpu_ticks(loadgen) do
     [_cpu | fields] = File.read!("/proc/stat") |> String.split("\n") |> hd() |> String.split()
@@ -278,11 +296,15 @@ defmodule Bench.Transport do
       {^port, {:data, {:eol, "START ticks=" <> ticks}}} ->
         send(:bench_queues, :reset)
         send(:bench_store, :reset)
+        :erlang.system_flag(:microstate_accounting, :reset)
+        :erlang.system_flag(:microstate_accounting, true)
         collect(port, snapshot, Map.put(marks, :start, snapshot.(String.to_integer(ticks))))
 
       {^port, {:data, {:eol, "CPU ticks=" <> ticks}}} ->
         send(:bench_queues, :freeze)
         send(:bench_store, :freeze)
+        report_microstates(:erlang.statistics(:microstate_accounting))
+        :erlang.system_flag(:microstate_accounting, false)
         collect(port, snapshot, Map.put(marks, :finish, snapshot.(String.to_integer(ticks))))
 
       {^port, {:data, {:eol, line}}} ->
