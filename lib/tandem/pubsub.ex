@@ -81,14 +81,16 @@ defmodule Tandem.PubSub do
           Enum.each(plain, fn {pid, _} -> send(pid, message) end)
 
         {serializer, sockets} ->
-          # One binary for every socket: each send then copies a reference,
-          # and no socket has to flatten the iodata again.
-          {opcode, iodata} = serializer.fastlane!(message)
-          push = {:socket_push, {opcode, IO.iodata_to_binary(iodata)}}
+          push = {:socket_push, flatten(serializer.fastlane!(message))}
           Enum.each(sockets, fn {_, {socket, _}} -> send(socket, push) end)
       end)
     end)
   end
+
+  # One binary for every socket: each send then copies a reference, and no
+  # socket has to flatten the iodata again.
+  defp flatten({opcode, iodata}) when is_list(iodata), do: {opcode, IO.iodata_to_binary(iodata)}
+  defp flatten(frame), do: frame
 
   defp fastlane_serializer({_socket, serializer}), do: serializer
   defp fastlane_serializer(nil), do: nil
