@@ -255,13 +255,41 @@ defmodule Bench.Transport do
     end
   end
 
+  # Closes the crowd and waits until the server has digested it (channels gone, presence
+  # leaves broadcast, mailboxes empty), so that its teardown does not land in the next phase.
   defp stop_crowd(ports) do
-    Enum.map(ports, fn port ->
-      Port.command(port, "close\n")
-      {:ok, "CLOSED held=" <> held} = await_line(port, "CLOSED")
-      String.to_integer(held)
-    end)
-    |> Enum.sum()
+    held =
+      Enum.map(ports, fn port ->
+        Port.command(port, "close\n")
+        {:ok, "CLOSED held=" <> held} = await_line(port, "CLOSED")
+        String.to_integer(held)
+      end)
+      |> Enum.sum()
+
+    started = System.monotonic_time(:millisecond)
+    settle()
+
+    IO.puts(
+      "  crowd closed; server quiet after #{System.monotonic_time(:millisecond) - started} ms"
+    )
+
+    held
+  end
+
+  defp settle do
+    queued =
+      Enum.sum(
+        for pid <- Process.list(), {_, n} <- [Process.info(pid, :message_queue_len)], do: n
+      )
+
+    open = Tandem.Metrics.value(:connections_opened) - Tandem.Metrics.value(:connections_closed)
+
+    if queued > 10 or open > 0 do
+      Process.sleep(200)
+      settle()
+    else
+      Process.sleep(1_000)
+    end
   end
 
   defp open(args) do
