@@ -1,5 +1,10 @@
 //! `tandem-fuzz`: runs the fuzzy tester. See `tandem_sim` and README.md.
 
+/// A simulated session is mostly small allocations (diffs, frames, values);
+/// mimalloc is the allocator the server's NIF runs the same core on.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 use std::time::Instant;
