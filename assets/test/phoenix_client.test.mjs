@@ -130,3 +130,31 @@ test("cursor moves reach the others, coalesced", async () => {
   assert.ok(moves.length >= 1 && moves.length < 50, `coalesced: ${moves.length}`)
   assert.deepEqual(moves.at(-1), { user_id: "cur", client_id: "ca", x: 49, y: 98 })
 })
+
+test("authToken: the token travels in Sec-WebSocket-Protocol and the server selects phoenix", async () => {
+  const socket = new Socket(server.url, {
+    transport: WebSocket,
+    authToken: server.token("tia", "--name", "TIA"),
+    reconnectAfterMs: () => 100,
+  })
+  const opened = new Promise((resolve, reject) => {
+    socket.onOpen(resolve)
+    socket.onError(reject)
+  })
+  socket.connect()
+  sockets.push(socket)
+  await opened
+  assert.equal(socket.conn.protocol, "phoenix")
+  const ch = socket.channel("project:js-auth-" + uid(), { protocol: 1, client_id: uid(), last_seq: null })
+  const reply = await joined(ch)
+  assert.equal(reply.seq, 0)
+})
+
+test("authToken with a forged token is refused at the upgrade", async () => {
+  const socket = new Socket(server.url, { transport: WebSocket, authToken: "forged.token", reconnectAfterMs: () => 60_000 })
+  const failed = new Promise((resolve) => socket.onError(resolve))
+  socket.connect()
+  sockets.push(socket)
+  await failed
+  assert.equal(socket.isConnected(), false)
+})

@@ -39,9 +39,13 @@ defmodule TandemWeb.Router do
   defp upgrade(arg) do
     query = query(arg)
 
+    headers = arg(arg, :headers)
+
     with :ok <- check_origin(arg),
          {:ok, serializer} <- serializer(query),
-         {:ok, claims} <- authenticate(query) do
+         {:ok, token, via} <- token(query, headers),
+         {:ok, claims} <- authenticate(token),
+         :ok <- select_subprotocol(via, arg) do
       init = %{serializer: serializer, claims: claims}
       {:websocket, TandemWeb.Connection, TandemWeb.Endpoint.websocket_options(init)}
     else
@@ -76,7 +80,19 @@ defmodule TandemWeb.Router do
     end
   end
 
-  defp authenticate(%{"token" => token}) do
+  # The `token` param, else the token phoenix.js's `authToken` puts among
+  # the offered subprotocols.
+  defp token(%{"token" => token}, _headers), do: {:ok, token, :param}
+
+  defp token(_query, headers) do
+    case TandemWeb.Subprotocol.token(headers) do
+      {:ok, token} -> {:ok, token, :subprotocol}
+      :none -> {:error, 403, "token required"}
+      {:error, reason} -> {:error, 403, reason}
+    end
+  end
+
+  defp authenticate(token) do
     case Tandem.Token.verify(token) do
       {:ok, claims} -> {:ok, claims}
       {:error, :expired} -> {:error, 403, "token expired"}
@@ -84,7 +100,18 @@ defmodule TandemWeb.Router do
     end
   end
 
-  defp authenticate(_), do: {:error, 403, "token required"}
+  defp select_subprotocol(:param, _arg), do: :ok
+
+  defp select_subprotocol(:subprotocol, arg) do
+    if TandemWeb.Subprotocol.upgradable?(arg(arg, :headers)) do
+      case TandemWeb.Subprotocol.select_phoenix(arg(arg, :clisock)) do
+        :ok -> :ok
+        {:error, _} -> {:error, 400, "connection lost during the upgrade"}
+      end
+    else
+      {:error, 400, "not a WebSocket upgrade"}
+    end
+  end
 
   defp static(path) do
     root = Path.expand(Application.app_dir(:tandem, "priv/static"))

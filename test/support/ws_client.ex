@@ -8,6 +8,11 @@ defmodule TandemWeb.WSClient do
   """
 
   def connect(query, headers \\ []) do
+    with {:ok, sock, _head} <- upgrade(query, headers), do: {:ok, sock}
+  end
+
+  @doc "Like `connect/2`, also returning the response head on success."
+  def upgrade(query, headers \\ []) do
     port = Application.fetch_env!(:tandem, :port)
     {:ok, sock} = :gen_tcp.connect(~c"127.0.0.1", port, [:binary, active: false, packet: :raw])
     key = Base.encode64(:crypto.strong_rand_bytes(16))
@@ -23,7 +28,7 @@ defmodule TandemWeb.WSClient do
     :ok = :gen_tcp.send(sock, request)
 
     case read_head(sock, "") do
-      "HTTP/1.1 101" <> _ -> {:ok, sock}
+      "HTTP/1.1 101" <> _ = head -> {:ok, sock, head}
       "HTTP/1.1 " <> <<code::binary-size(3), _::binary>> -> {:error, String.to_integer(code)}
     end
   end

@@ -27,6 +27,28 @@ defmodule TandemWeb.SocketTest do
     assert {:error, 400} = WS.connect("vsn=9.9&token=#{token()}")
   end
 
+  test "a token among the offered subprotocols, as phoenix.js sends authToken, is accepted and phoenix selected" do
+    offer = fn token ->
+      encoded = Base.encode64(token, padding: false)
+      [{"Sec-WebSocket-Protocol", "phoenix, base64url.bearer.phx.#{encoded}"}]
+    end
+
+    assert {:ok, sock, head} = WS.upgrade("vsn=2.0.0", offer.(token()))
+    [status | lines] = head |> String.trim_trailing() |> String.split("\r\n")
+    assert status == "HTTP/1.1 101 Switching Protocols"
+    assert "Sec-WebSocket-Protocol: phoenix" in lines
+    assert Enum.any?(lines, &String.starts_with?(&1, "Sec-WebSocket-Accept: "))
+    assert Enum.all?(lines, &(&1 =~ ~r/^[A-Za-z-]+: /)), "every header line is a header"
+
+    WS.send_json(sock, [nil, "1", "phoenix", "heartbeat", %{}])
+    assert [nil, "1", "phoenix", "phx_reply", %{"status" => "ok"}] = WS.recv_json(sock)
+
+    assert {:error, 403} = WS.connect("vsn=2.0.0", offer.("forged.token"))
+    assert {:error, 403} = WS.connect("vsn=2.0.0", offer.(token(ttl: -1)))
+    not_base64 = [{"Sec-WebSocket-Protocol", "phoenix, base64url.bearer.phx.%%%"}]
+    assert {:error, 403} = WS.connect("vsn=2.0.0", not_base64)
+  end
+
   test "upgrades from a foreign Origin are refused when an allow-list is set" do
     Application.put_env(:tandem, :check_origin, ["http://good.example"])
     on_exit(fn -> Application.put_env(:tandem, :check_origin, :any) end)
