@@ -72,28 +72,42 @@ defmodule Tandem.PubSub do
   end
 
   defp dispatch(from, %Broadcast{topic: topic} = message) do
-    Registry.dispatch(@registry, topic, fn entries ->
-      entries
-      |> Enum.reject(fn {pid, _} -> pid == from end)
-      |> Enum.group_by(fn {_, fastlane} -> fastlane_serializer(fastlane) end)
-      |> Enum.each(fn
-        {nil, plain} ->
-          Enum.each(plain, fn {pid, _} -> send(pid, message) end)
+    # One pass over every partition's subscribers; each serializer's frame is
+    # encoded the first time a socket needs it and reused for the others.
+    @registry
+    |> Registry.lookup(topic)
+    |> Enum.reduce(%{}, fn
+      {^from, _}, frames ->
+        frames
 
-        {serializer, sockets} ->
-          push = {:socket_push, flatten(serializer.fastlane!(message))}
-          Enum.each(sockets, fn {_, {socket, _}} -> send(socket, push) end)
-      end)
+      {pid, nil}, frames ->
+        send(pid, message)
+        frames
+
+      {_, {socket, serializer}}, frames ->
+        {push, frames} = fastlane_push(frames, serializer, message)
+        send(socket, push)
+        frames
     end)
+
+    :ok
+  end
+
+  defp fastlane_push(frames, serializer, message) do
+    case frames do
+      %{^serializer => push} ->
+        {push, frames}
+
+      _ ->
+        push = {:socket_push, flatten(serializer.fastlane!(message))}
+        {push, Map.put(frames, serializer, push)}
+    end
   end
 
   # One binary for every socket: each send then copies a reference, and no
   # socket has to flatten the iodata again.
   defp flatten({opcode, iodata}) when is_list(iodata), do: {opcode, IO.iodata_to_binary(iodata)}
   defp flatten(frame), do: frame
-
-  defp fastlane_serializer({_socket, serializer}), do: serializer
-  defp fastlane_serializer(nil), do: nil
 
   @impl true
   def init(nil) do
