@@ -8,6 +8,9 @@ config :tandem,
   # Allowed Origin headers on WebSocket upgrades; :any accepts every origin
   # (development); a list of "scheme://host[:port]" strings otherwise.
   check_origin: :any,
+  # Yaws' own error reports (one per client mistake) let through per second;
+  # the rest are counted as errors{kind="log_suppressed"} in /metrics.
+  yaws_log_per_second: 10,
   socket: [
     # Idle connections are pinged after this long and dropped after the grace period.
     idle_timeout_ms: 60_000,

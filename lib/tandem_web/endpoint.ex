@@ -14,6 +14,7 @@ defmodule TandemWeb.Endpoint do
 
   @impl true
   def init(_opts) do
+    TandemWeb.LogLimit.install(Application.get_env(:tandem, :yaws_log_per_second, 10))
     data_dir = Application.fetch_env!(:tandem, :data_dir)
     logdir = Path.join(data_dir, "yaws") |> tap(&File.mkdir_p!/1)
     docroot = Path.join(data_dir, "www") |> tap(&File.mkdir_p!/1)
