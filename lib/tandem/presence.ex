@@ -8,12 +8,20 @@ defmodule Tandem.Presence do
 
   One process owns the table and monitors every tracked channel, so a client
   that vanishes without leaving is removed and announced as a leave.
+
+  Diffs are coalesced per topic for `@coalesce_ms`: every join, update and
+  leave in that window goes out as one `presence_diff` (joins first, then
+  leaves, which is the order phoenix.js applies them in, so a meta that
+  joined and left within a window nets out). Without it a crowd joining at
+  once — a reconnect storm — costs one broadcast to every member per join:
+  O(n²) frames per project.
   Hand-written: `Phoenix.Presence` (and its CRDT tracker) lives on Hex; this
   tracker is for one node (see ARCHITECTURE.md for the cluster plan).
   """
   use GenServer
 
   @table __MODULE__
+  @coalesce_ms 20
 
   def start_link(_), do: GenServer.start_link(__MODULE__, nil, name: __MODULE__)
 
@@ -42,7 +50,7 @@ defmodule Tandem.Presence do
   @impl true
   def init(nil) do
     :ets.new(@table, [:named_table, :protected, :set, read_concurrency: true])
-    {:ok, %{monitors: %{}}}
+    {:ok, %{monitors: %{}, pending: %{}}}
   end
 
   @impl true
@@ -50,8 +58,8 @@ defmodule Tandem.Presence do
     ref = Base.url_encode64(:crypto.strong_rand_bytes(9))
     meta = Map.put(meta, "phx_ref", ref)
     :ets.insert(@table, {{topic, pid}, key, meta})
-    diff(topic, %{key => meta}, %{})
-    {:reply, {:ok, ref}, monitor(state, pid)}
+    state = state |> diff(topic, :joins, key, meta) |> monitor(pid)
+    {:reply, {:ok, ref}, state}
   end
 
   def handle_call({:update, pid, topic, changes}, _from, state) do
@@ -64,7 +72,7 @@ defmodule Tandem.Presence do
 
         new = Map.put(new, "phx_ref_prev", old["phx_ref"])
         :ets.insert(@table, {{topic, pid}, key, new})
-        diff(topic, %{key => new}, %{key => old})
+        state = state |> diff(topic, :joins, key, new) |> diff(topic, :leaves, key, old)
         {:reply, :ok, state}
 
       [] ->
@@ -73,20 +81,32 @@ defmodule Tandem.Presence do
   end
 
   def handle_call({:untrack, pid, topic}, _from, state) do
-    remove(topic, pid)
-    {:reply, :ok, state}
+    {:reply, :ok, remove(state, topic, pid)}
   end
 
   @impl true
   def handle_info({:DOWN, _ref, :process, pid, _}, state) do
-    for [topic] <- :ets.match(@table, {{:"$1", pid}, :_, :_}), do: remove(topic, pid)
+    topics = for [topic] <- :ets.match(@table, {{:"$1", pid}, :_, :_}), do: topic
+    state = Enum.reduce(topics, state, &remove(&2, &1, pid))
     {:noreply, %{state | monitors: Map.delete(state.monitors, pid)}}
   end
 
-  defp remove(topic, pid) do
+  def handle_info({:flush, topic}, state) do
+    {%{joins: joins, leaves: leaves}, pending} = Map.pop(state.pending, topic)
+    wrap = fn metas -> Map.new(metas, fn {key, list} -> {key, %{"metas" => list}} end) end
+
+    Tandem.PubSub.broadcast(topic, "presence_diff", %{
+      "joins" => wrap.(joins),
+      "leaves" => wrap.(leaves)
+    })
+
+    {:noreply, %{state | pending: pending}}
+  end
+
+  defp remove(state, topic, pid) do
     case :ets.take(@table, {topic, pid}) do
-      [{_, key, meta}] -> diff(topic, %{}, %{key => meta})
-      [] -> :ok
+      [{_, key, meta}] -> diff(state, topic, :leaves, key, meta)
+      [] -> state
     end
   end
 
@@ -96,12 +116,16 @@ defmodule Tandem.Presence do
       else: %{state | monitors: Map.put(state.monitors, pid, Process.monitor(pid))}
   end
 
-  defp diff(topic, joins, leaves) do
-    wrap = fn metas -> Map.new(metas, fn {key, meta} -> {key, %{"metas" => [meta]}} end) end
+  # Adds a join or leave of `meta` under `key` to the topic's pending diff,
+  # scheduling its broadcast when it is the window's first.
+  defp diff(state, topic, side, key, meta) do
+    pending =
+      Map.get_lazy(state.pending, topic, fn ->
+        Process.send_after(self(), {:flush, topic}, @coalesce_ms)
+        %{joins: %{}, leaves: %{}}
+      end)
 
-    Tandem.PubSub.broadcast(topic, "presence_diff", %{
-      "joins" => wrap.(joins),
-      "leaves" => wrap.(leaves)
-    })
+    pending = update_in(pending, [side, key], &[meta | &1 || []])
+    %{state | pending: Map.put(state.pending, topic, pending)}
   end
 end
