@@ -51,6 +51,7 @@ defmodule TandemWeb.WSClient do
   def send_frame(sock, opcode, payload, opts \\ []) do
     mask = :crypto.strong_rand_bytes(4)
     masked? = Keyword.get(opts, :masked, true)
+    fin = if Keyword.get(opts, :fin, true), do: 1, else: 0
     len = byte_size(payload)
 
     length_bits =
@@ -61,7 +62,7 @@ defmodule TandemWeb.WSClient do
       end
 
     body = if masked?, do: [mask, apply_mask(payload, mask)], else: payload
-    :gen_tcp.send(sock, [<<1::1, 0::3, opcode::4>>, length_bits, body])
+    :gen_tcp.send(sock, [<<fin::1, 0::3, opcode::4>>, length_bits, body])
   end
 
   defp apply_mask(payload, <<a, b, c, d>>) do

@@ -194,6 +194,37 @@ defmodule TandemWeb.SocketTest do
     assert ["2", "9", _, "phx_reply", %{"status" => "error"}] = WS.recv_json(sock)
   end
 
+  describe "RFC 6455 through the endpoint's Yaws settings" do
+    test "a message in fragments, with a ping between them, is one message" do
+      sock = open()
+      [first, second] = ["[null,\"4\",\"phoenix\",", "\"heartbeat\",{}]"]
+      WS.send_frame(sock, 1, first, fin: false)
+      WS.send_frame(sock, 9, "mid")
+      WS.send_frame(sock, 0, second)
+      assert {:pong, "mid"} = WS.recv(sock)
+      assert [nil, "4", "phoenix", "phx_reply", %{"status" => "ok"}] = WS.recv_json(sock)
+    end
+
+    test "a ping is answered with a pong carrying its payload" do
+      sock = open()
+      WS.send_frame(sock, 9, "are you there")
+      assert {:pong, "are you there"} = WS.recv(sock)
+    end
+
+    test "a close frame is answered with a close frame echoing its code" do
+      sock = open()
+      WS.send_frame(sock, 8, <<1000::16, "bye">>)
+      assert {:close, 1000} = WS.recv(sock)
+      assert :closed = WS.recv(sock)
+    end
+
+    test "a text frame that is not UTF-8 closes the connection with 1007" do
+      sock = open()
+      WS.send_frame(sock, 1, <<0xFF, 0xFE, 0xFD>>)
+      assert {:close, 1007} = WS.recv(sock)
+    end
+  end
+
   test "frames over the size limit close the connection with 1009" do
     sock = open()
     WS.send_text(sock, String.duplicate("x", 70_000))
