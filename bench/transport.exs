@@ -49,9 +49,7 @@ defmodule Bench.Transport do
     n = env("HOLD", 19_900)
     seconds = env("HOLD_SECONDS", 30)
     before = settle_and_snapshot()
-    started = System.monotonic_time(:millisecond)
     crowd = start_crowd(url, n, "hold")
-    IO.puts("  #{n} connections joined in #{System.monotonic_time(:millisecond) - started} ms")
     Process.sleep(seconds * 1_000)
 
     connections =
@@ -239,20 +237,25 @@ defmodule Bench.Transport do
   # processes as the fd limit needs (20,000 per process here, so at most 9,950 each).
   defp start_crowd(url, n, prefix) do
     processes = div(n + 9_949, 9_950)
+    started = System.monotonic_time(:millisecond)
 
-    for i <- 0..(processes - 1) do
-      {first, last} = {div(n * i, processes), div(n * (i + 1), processes)}
+    ports =
+      for i <- 0..(processes - 1) do
+        {first, last} = {div(n * i, processes), div(n * (i + 1), processes)}
 
-      port =
         open(
           ["idle", "--url", url, "--connections", "#{last - first}", "--offset", "#{first}"] ++
             ["--projects", "100", "--prefix", prefix]
         )
+      end
 
+    for {port, i} <- Enum.with_index(ports) do
       {:ok, line} = await_line(port, "READY")
       IO.puts("  loadgen #{i}: #{line}")
-      port
     end
+
+    IO.puts("  #{n} connections joined in #{System.monotonic_time(:millisecond) - started} ms")
+    ports
   end
 
   # Closes the crowd and waits until the server has digested it (channels gone, presence
