@@ -10,7 +10,7 @@ server: setup
 	mix phx.server
 
 test: setup lint test-rust test-elixir
-	@for s in scripts/test-js scripts/test-fuzz scripts/test-e2e; do \
+	@for s in scripts/test-js scripts/test-autobahn scripts/test-fuzz scripts/test-e2e; do \
 	  if [ -x $$s ]; then echo "== $$s"; $$s || exit 1; fi; \
 	done
 

@@ -3,20 +3,31 @@ import Config
 if port = System.get_env("PORT"), do: config(:tandem, port: String.to_integer(port))
 if dir = System.get_env("DATA_DIR"), do: config(:tandem, data_dir: dir)
 
-# Room tuning (see config.exs for what each knob means).
-room_env = [
-  snapshot_every: "ROOM_SNAPSHOT_EVERY",
-  snapshot_interval_ms: "ROOM_SNAPSHOT_INTERVAL_MS",
-  idle_timeout_ms: "ROOM_IDLE_TIMEOUT_MS",
-  max_log_batches: "ROOM_LOG_BATCHES",
-  max_log_diffs: "ROOM_LOG_DIFFS"
+# Room and socket tuning (see config.exs for what each knob means): each
+# variable, when set, overrides one integer of its section.
+tuning = [
+  room: [
+    snapshot_every: "ROOM_SNAPSHOT_EVERY",
+    snapshot_interval_ms: "ROOM_SNAPSHOT_INTERVAL_MS",
+    idle_timeout_ms: "ROOM_IDLE_TIMEOUT_MS",
+    max_log_batches: "ROOM_LOG_BATCHES",
+    max_log_diffs: "ROOM_LOG_DIFFS"
+  ],
+  socket: [
+    max_frame_bytes: "SOCKET_MAX_FRAME_BYTES",
+    idle_timeout_ms: "SOCKET_IDLE_TIMEOUT_MS"
+  ]
 ]
 
-room_overrides =
-  for {key, var} <- room_env, value = System.get_env(var), do: {key, String.to_integer(value)}
+for {section, vars} <- tuning do
+  overrides =
+    for {key, var} <- vars, value = System.get_env(var), do: {key, String.to_integer(value)}
 
-if room_overrides != [] do
-  config :tandem, room: Keyword.merge(Application.get_env(:tandem, :room, []), room_overrides)
+  if overrides != [] do
+    config :tandem, [
+      {section, Keyword.merge(Application.get_env(:tandem, section, []), overrides)}
+    ]
+  end
 end
 
 if secret = System.get_env("SECRET_KEY_BASE") do

@@ -5,6 +5,8 @@ config :logger, level: :warning
 # A fresh store per test run (the VM's OS pid keeps concurrent runs apart).
 config :tandem,
   port: 4002,
+  # /test/echo for scripts/test-autobahn (TandemWeb.EchoConnection).
+  echo_endpoint: true,
   socket: [
     idle_timeout_ms: 1_500,
     idle_grace_ms: 300,

@@ -26,6 +26,11 @@ defmodule TandemWeb.Router do
       "/socket/websocket" ->
         upgrade(arg)
 
+      "/test/echo" ->
+        if Application.get_env(:tandem, :echo_endpoint, false),
+          do: {:websocket, TandemWeb.EchoConnection, TandemWeb.Endpoint.websocket_options(%{})},
+          else: text(404, "not found\n")
+
       "/dev/token" ->
         if TandemWeb.DevSignIn.enabled?(),
           do: TandemWeb.DevSignIn.respond(query(arg)),
