@@ -49,8 +49,11 @@ defmodule Tandem.Presence do
 
   @impl true
   def init(nil) do
-    :ets.new(@table, [:named_table, :protected, :set, read_concurrency: true])
-    {:ok, %{monitors: %{}, pending: %{}}}
+    # ordered_set: `list/1` matches keys `{topic, _}`, a range scan here but a
+    # scan of every topic's members in a plain set (quadratic as a crowd joins).
+    :ets.new(@table, [:named_table, :protected, :ordered_set, read_concurrency: true])
+    # tracked: pid => {monitor, topics}, so a death needs no table scan either.
+    {:ok, %{tracked: %{}, pending: %{}}}
   end
 
   @impl true
@@ -58,7 +61,7 @@ defmodule Tandem.Presence do
     ref = Base.url_encode64(:crypto.strong_rand_bytes(9))
     meta = Map.put(meta, "phx_ref", ref)
     :ets.insert(@table, {{topic, pid}, key, meta})
-    state = state |> diff(topic, :joins, key, meta) |> monitor(pid)
+    state = state |> diff(topic, :joins, key, meta) |> track_pid(pid, topic)
     {:reply, {:ok, ref}, state}
   end
 
@@ -86,9 +89,8 @@ defmodule Tandem.Presence do
 
   @impl true
   def handle_info({:DOWN, _ref, :process, pid, _}, state) do
-    topics = for [topic] <- :ets.match(@table, {{:"$1", pid}, :_, :_}), do: topic
-    state = Enum.reduce(topics, state, &remove(&2, &1, pid))
-    {:noreply, %{state | monitors: Map.delete(state.monitors, pid)}}
+    {_, topics} = Map.get(state.tracked, pid, {nil, []})
+    {:noreply, Enum.reduce(topics, state, &remove(&2, &1, pid))}
   end
 
   def handle_info({:flush, topic}, state) do
@@ -105,15 +107,33 @@ defmodule Tandem.Presence do
 
   defp remove(state, topic, pid) do
     case :ets.take(@table, {topic, pid}) do
-      [{_, key, meta}] -> diff(state, topic, :leaves, key, meta)
+      [{_, key, meta}] -> state |> diff(topic, :leaves, key, meta) |> untrack_pid(pid, topic)
       [] -> state
     end
   end
 
-  defp monitor(state, pid) do
-    if Map.has_key?(state.monitors, pid),
-      do: state,
-      else: %{state | monitors: Map.put(state.monitors, pid, Process.monitor(pid))}
+  defp track_pid(state, pid, topic) do
+    entry =
+      case Map.fetch(state.tracked, pid) do
+        {:ok, {ref, topics}} -> {ref, [topic | List.delete(topics, topic)]}
+        :error -> {Process.monitor(pid), [topic]}
+      end
+
+    %{state | tracked: Map.put(state.tracked, pid, entry)}
+  end
+
+  defp untrack_pid(state, pid, topic) do
+    case Map.fetch(state.tracked, pid) do
+      {:ok, {ref, [^topic]}} ->
+        Process.demonitor(ref, [:flush])
+        %{state | tracked: Map.delete(state.tracked, pid)}
+
+      {:ok, {ref, topics}} ->
+        %{state | tracked: Map.put(state.tracked, pid, {ref, List.delete(topics, topic)})}
+
+      :error ->
+        state
+    end
   end
 
   # Adds a join or leave of `meta` under `key` to the topic's pending diff,

@@ -65,4 +65,25 @@ defmodule Tandem.PresenceTest do
 
     assert joins == %{}
   end
+
+  test "a member tracked on two topics that dies leaves both; an untracked one is forgotten" do
+    [t1, t2, t3] = [topic(), topic(), topic()]
+    pid = member()
+    for t <- [t1, t2, t3], do: {:ok, _} = Tandem.Presence.track(pid, t, "cy", %{})
+    :ok = Tandem.Presence.untrack(pid, t3)
+    Process.sleep(50)
+    for t <- [t1, t2, t3], do: Tandem.PubSub.subscribe(t)
+    send(pid, :stop)
+
+    for t <- [t1, t2] do
+      assert_receive %Broadcast{
+        topic: ^t,
+        event: "presence_diff",
+        payload: %{"leaves" => %{"cy" => _}}
+      }
+    end
+
+    refute_receive %Broadcast{topic: ^t3}, 100
+    assert Tandem.Presence.list(t1) == %{} and Tandem.Presence.list(t2) == %{}
+  end
 end
