@@ -1,7 +1,9 @@
 // Transport benchmark: `node assets/bench/transport.mjs` (server started here, on loopback).
 // Prints memory per idle connection with three topics joined, fan-out latency from one sender to
 // 1,000 receivers, and edit (push → ack) latency with 1,000 clients in 100 projects at 2 batches/s.
-// The load generator shares the machine's 2 cores with the server: figures include its cost.
+// The load generator shares the machine's 2 cores with the server: figures include its cost, and
+// its JSON parsing inflates them. BENCHMARKS.md quotes `MIX_ENV=dev mix run bench/transport.exs`
+// (native/tandem_loadgen: one thread, minimal parsing) instead; this one stays as a cross-check.
 import WebSocket from "ws"
 import { startServer } from "../test/server.mjs"
 
