@@ -306,7 +306,12 @@ defmodule TandemWeb.Connection do
   end
 
   defp received_bytes(socket) do
-    case :inet.getstat(socket, [:recv_oct]) do
+    stats =
+      if is_port(socket),
+        do: :inet.getstat(socket, [:recv_oct]),
+        else: :ssl.getstat(socket, [:recv_oct])
+
+    case stats do
       {:ok, [recv_oct: bytes]} -> bytes
       {:error, _} -> :closed
     end
