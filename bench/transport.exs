@@ -1,4 +1,4 @@
-# The transport benchmark: `MIX_ENV=dev mix run bench/transport.exs` (or `make bench-transport`).
+# The transport benchmark: `MIX_ENV=dev mix run bench/transport.exs`.
 #
 # Starts the server in this VM on PORT (default 4100) and drives it with the Rust load generator
 # (native/tandem_loadgen, built here in release mode), which runs in its own OS process on one
