@@ -29,3 +29,4 @@ lint:
 bench:
 	cargo bench -p tandem_core
 	MIX_ENV=test mix run bench/rooms.exs
+	MIX_ENV=dev mix run bench/transport.exs
