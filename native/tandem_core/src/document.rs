@@ -233,32 +233,33 @@ impl Document {
     }
 
     /// Applies diffs for their effect alone (replaying a server batch,
-    /// unwinding with inverses): nothing is recorded.
-    pub fn apply_quietly<'d>(&mut self, diffs: impl IntoIterator<Item = &'d Diff>) {
+    /// unwinding with inverses): nothing is recorded. Takes the diffs by
+    /// value, so a caller that is done with them (an unwind) copies nothing.
+    pub fn apply_quietly(&mut self, diffs: impl IntoIterator<Item = Diff>) {
         let mut sink = Sink {
             applied: None,
             inverse: None,
         };
         for diff in diffs {
-            let _ = self.apply_into(diff.clone(), &mut sink);
+            let _ = self.apply_into(diff, &mut sink);
         }
     }
 
-    /// Applies diffs and returns only their inverse (re-applying pending edits).
-    pub fn apply_for_inverse<'d>(
-        &mut self,
-        diffs: impl IntoIterator<Item = &'d Diff>,
-    ) -> Vec<Diff> {
-        let mut inverse = Vec::new();
+    /// Applies a batch recording outcomes and the inverse but not what was
+    /// applied (a client re-applying its pending edits): values move into
+    /// the document instead of being copied for a record.
+    pub fn apply_with_inverse(&mut self, diffs: Vec<Diff>) -> (Vec<Outcome>, Vec<Diff>) {
+        let mut inverse = Vec::with_capacity(diffs.len());
         let mut sink = Sink {
             applied: None,
             inverse: Some(&mut inverse),
         };
-        for diff in diffs {
-            let _ = self.apply_into(diff.clone(), &mut sink);
-        }
+        let outcomes = diffs
+            .into_iter()
+            .map(|diff| outcome(self.apply_into(diff, &mut sink)))
+            .collect();
         inverse.reverse();
-        inverse
+        (outcomes, inverse)
     }
 
     /// Applies one diff with server resolution (see the module doc).

@@ -23,10 +23,12 @@ pub struct Pending {
     pub diffs: Vec<Diff>,
     /// Undoes the batch as it is currently applied to the local view.
     inverse: Vec<Diff>,
-    /// The diffs as currently applied, and the document's checksum right
-    /// after them: when the server's batch for this one is exactly `applied`
+    /// The diffs as currently applied when they differ from `diffs` (an
+    /// amendment or a drop on re-application; `None` when they are `diffs`),
+    /// and the document's checksum right after them: when the server's
+    /// batch for this one is exactly what was applied
     /// on the same confirmed state, no rebase is needed (see `receive`).
-    applied: Vec<Diff>,
+    applied: Option<Vec<Diff>>,
     checksum_after: Checksum,
 }
 
@@ -123,7 +125,7 @@ impl Replica {
         self.next_batch_id += 1;
         self.pending.push_back(Pending {
             batch_id,
-            applied: result.applied.clone(),
+            applied: None,
             diffs: result.applied,
             inverse: result.inverse.clone(),
             checksum_after: self.doc.checksum(),
@@ -167,7 +169,7 @@ impl Replica {
         }
         self.unwind();
         for batch in fresh.iter().copied() {
-            self.doc.apply_quietly(&batch.diffs);
+            self.doc.apply_quietly(batch.diffs.iter().cloned());
             self.seq = batch.seq;
             if received.mismatch.is_none() && self.doc.checksum() != batch.checksum {
                 received.mismatch = Some(Mismatch {
@@ -235,20 +237,33 @@ impl Replica {
         self.reapply();
     }
 
+    /// Undoes every pending batch, newest first, consuming the inverses:
+    /// every caller re-applies right after, which computes fresh ones.
     fn unwind(&mut self) {
         if cfg!(feature = "broken-rebase") {
             return;
         }
-        for pending in self.pending.iter().rev() {
-            self.doc.apply_quietly(&pending.inverse);
+        for pending in self.pending.iter_mut().rev() {
+            self.doc.apply_quietly(std::mem::take(&mut pending.inverse));
         }
     }
 
+    /// Re-applies every pending batch on the confirmed state, recording
+    /// fresh inverses. What was applied is recorded only when it differs
+    /// from the batch (rare: the batch is then undone and applied again with
+    /// recording), which spares a copy of every re-applied value.
     fn reapply(&mut self) {
         for pending in self.pending.iter_mut() {
-            let result = self.doc.apply_batch(pending.diffs.clone());
-            pending.inverse = result.inverse;
-            pending.applied = result.applied;
+            let (outcomes, inverse) = self.doc.apply_with_inverse(pending.diffs.clone());
+            if outcomes.iter().all(|o| *o == Outcome::Accepted) {
+                pending.inverse = inverse;
+                pending.applied = None;
+            } else {
+                self.doc.apply_quietly(inverse);
+                let result = self.doc.apply_batch(pending.diffs.clone());
+                pending.inverse = result.inverse;
+                pending.applied = Some(result.applied);
+            }
             pending.checksum_after = self.doc.checksum();
         }
     }
@@ -263,7 +278,7 @@ impl Replica {
         };
         if batch.client_id != self.client_id
             || batch.batch_id != front.batch_id
-            || batch.diffs != front.applied
+            || batch.diffs != *front.applied.as_ref().unwrap_or(&front.diffs)
         {
             return false;
         }

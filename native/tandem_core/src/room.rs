@@ -307,7 +307,7 @@ impl Room {
                 found: batch.seq,
             });
         }
-        self.doc.apply_quietly(&batch.diffs);
+        self.doc.apply_quietly(batch.diffs.iter().cloned());
         if self.doc.checksum() != batch.checksum {
             return Err(ReplayError::Diverged {
                 seq: batch.seq,
