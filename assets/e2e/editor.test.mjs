@@ -220,3 +220,28 @@ test("screenshot of the editor with two users", async () => {
   await alice.context().close()
   await bob.context().close()
 })
+
+test("a browser accepts the upgrade that carries the token in Sec-WebSocket-Protocol", async () => {
+  const context = await chrome.browser.newContext()
+  const page = await context.newPage()
+  await page.goto(`${server.http}/healthz`)
+  const token = server.token("eve", "--name", "Eve")
+  const url = server.url + "/websocket?vsn=2.0.0"
+  const outcome = await page.evaluate(
+    ([url, token]) =>
+      new Promise((resolve) => {
+        // As phoenix.js does with authToken: base64 with the padding stripped.
+        const offered = ["phoenix", "base64url.bearer.phx." + btoa(token).replace(/=/g, "")]
+        const ws = new WebSocket(url, offered)
+        ws.onopen = () => {
+          ws.send(JSON.stringify([null, "1", "phoenix", "heartbeat", {}]))
+        }
+        ws.onmessage = (event) => resolve({ protocol: ws.protocol, reply: JSON.parse(event.data) })
+        ws.onerror = () => resolve({ error: true })
+      }),
+    [url, token],
+  )
+  await context.close()
+  assert.equal(outcome.protocol, "phoenix")
+  assert.deepEqual(outcome.reply, [null, "1", "phoenix", "phx_reply", { status: "ok", response: {} }])
+})
