@@ -14,9 +14,10 @@
 //! state. Undo and redo replay the inverses of the user's own edits.
 
 use crate::backoff::Backoff;
-use crate::frame::{BinaryFrame, Frame};
+use crate::frame::{BinaryFrame, Envelope, Frame, RawFrame};
 use crate::presence::{Presence, PresenceChange};
 use crate::Millis;
+use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, VecDeque};
 use tandem_core::room::ServerBatch;
@@ -368,12 +369,18 @@ impl Client {
     // ---- state for the app -----------------------------------------------
 
     /// The local view: confirmed state plus pending edits.
-    pub fn document(&self) -> &Document {
+    pub fn document(&mut self) -> &Document {
         self.replica.document()
     }
 
     pub fn replica(&self) -> &Replica {
         &self.replica
+    }
+
+    /// The replica, for reading its view ([`Replica::document`] settles a
+    /// deferred rebase, hence `mut`).
+    pub fn replica_mut(&mut self) -> &mut Replica {
+        &mut self.replica
     }
 
     pub fn stats(&self) -> &Stats {
@@ -454,7 +461,9 @@ impl Client {
     /// A text frame arrived.
     pub fn handle_frame(&mut self, now: Millis, text: &str) {
         let decoded = match self.config.vsn {
-            Vsn::V2 => Frame::decode(text),
+            Vsn::V2 => {
+                RawFrame::parse(text).and_then(|raw| self.take_batch(now, raw)?.into_frame())
+            }
             Vsn::V1 => Frame::decode_v1(text),
         };
         let Some(frame) = decoded else {
@@ -478,11 +487,7 @@ impl Client {
         match frame.event.as_str() {
             "batch" => {
                 if let Ok(batch) = serde_json::from_value::<ServerBatch>(frame.payload) {
-                    if self.join == Join::Joined && !self.resyncing {
-                        self.apply_batches(now, vec![batch]);
-                    } else {
-                        self.held.push(batch);
-                    }
+                    self.on_batch(now, batch);
                 }
             }
             "phx_error" | "phx_close" if frame.join_ref == self.join_ref => {
@@ -496,6 +501,27 @@ impl Client {
                 event: frame.event,
                 payload: frame.payload,
             }),
+        }
+    }
+
+    /// Handles a `batch` broadcast of the project straight from its raw
+    /// payload (the hot path of a busy client); any other frame is given
+    /// back for the general path.
+    fn take_batch<'a>(&mut self, now: Millis, raw: RawFrame<'a>) -> Option<RawFrame<'a>> {
+        if raw.event != "batch" || self.conn != Conn::Up || raw.topic != self.topic() {
+            return Some(raw);
+        }
+        if let Ok(batch) = serde_json::from_str::<ServerBatch>(raw.payload.get()) {
+            self.on_batch(now, batch);
+        }
+        None
+    }
+
+    fn on_batch(&mut self, now: Millis, batch: ServerBatch) {
+        if self.join == Join::Joined && !self.resyncing {
+            self.apply_batches(now, vec![batch]);
+        } else {
+            self.held.push(batch);
         }
     }
 
@@ -938,9 +964,14 @@ impl Client {
     }
 
     fn transmit(&mut self, frame: &Frame) {
+        self.transmit_parts(frame.envelope(), &frame.payload);
+    }
+
+    /// Queues a frame written straight from `payload`, with no `Value` copy.
+    fn transmit_parts(&mut self, envelope: Envelope<'_>, payload: &impl Serialize) {
         let text = match self.config.vsn {
-            Vsn::V2 => frame.encode(),
-            Vsn::V1 => frame.encode_v1(),
+            Vsn::V2 => envelope.encode(payload),
+            Vsn::V1 => envelope.encode_v1(payload),
         };
         self.outbox.push_back(text);
     }
@@ -950,7 +981,7 @@ impl Client {
         now: Millis,
         topic: &str,
         event: &str,
-        payload: Value,
+        payload: impl Serialize,
         what: Awaiting,
         join_ref: Option<String>,
     ) -> String {
@@ -967,18 +998,17 @@ impl Client {
         ref_: String,
         topic: &str,
         event: &str,
-        payload: Value,
+        payload: impl Serialize,
         what: Awaiting,
         join_ref: Option<String>,
     ) {
-        let frame = Frame {
-            join_ref,
-            ref_: Some(ref_.clone()),
-            topic: topic.to_owned(),
-            event: event.to_owned(),
-            payload,
+        let envelope = Envelope {
+            join_ref: join_ref.as_deref(),
+            ref_: Some(&ref_),
+            topic,
+            event,
         };
-        self.transmit(&frame);
+        self.transmit_parts(envelope, &payload);
         self.awaiting
             .insert(ref_, (what, now + self.config.push_timeout_ms));
     }
@@ -1016,7 +1046,12 @@ impl Client {
     fn send_diffs(&mut self, now: Millis, batch_id: u64, diffs: &[Diff]) {
         let topic = self.topic();
         let join_ref = self.join_ref.clone();
-        let payload = json!({"batch_id": batch_id, "diffs": diffs});
+        #[derive(Serialize)]
+        struct Batch<'a> {
+            batch_id: u64,
+            diffs: &'a [Diff],
+        }
+        let payload = Batch { batch_id, diffs };
         self.push(
             now,
             &topic,

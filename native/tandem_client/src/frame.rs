@@ -1,6 +1,13 @@
 //! Phoenix V2 JSON frames: `[join_ref, ref, topic, event, payload]`.
+//!
+//! Frames are written straight from any serializable payload and read with
+//! the payload left as raw JSON ([`RawFrame`]), so that a `batch` of diffs is
+//! parsed once into its typed form instead of through a `serde_json::Value`
+//! tree first: that detour was the largest cost of a busy client.
 
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
 
 /// One Phoenix message.
 #[derive(Clone, Debug, PartialEq)]
@@ -12,36 +19,98 @@ pub struct Frame {
     pub payload: Value,
 }
 
+/// The envelope of a frame about to be written: the payload is anything
+/// serializable, borrowed.
+#[derive(Clone, Copy, Debug)]
+pub struct Envelope<'a> {
+    pub join_ref: Option<&'a str>,
+    pub ref_: Option<&'a str>,
+    pub topic: &'a str,
+    pub event: &'a str,
+}
+
+impl Envelope<'_> {
+    /// The V2 JSON text of a frame with this envelope and `payload`.
+    pub fn encode(&self, payload: &impl Serialize) -> String {
+        let parts = (self.join_ref, self.ref_, self.topic, self.event, payload);
+        serde_json::to_string(&parts).expect("a frame always serializes")
+    }
+
+    /// The V1 JSON text of a frame with this envelope and `payload`.
+    pub fn encode_v1(&self, payload: &impl Serialize) -> String {
+        #[derive(Serialize)]
+        struct V1<'a, P> {
+            topic: &'a str,
+            event: &'a str,
+            payload: &'a P,
+            #[serde(rename = "ref")]
+            ref_: Option<&'a str>,
+            join_ref: Option<&'a str>,
+        }
+        let frame = V1 {
+            topic: self.topic,
+            event: self.event,
+            payload,
+            ref_: self.ref_,
+            join_ref: self.join_ref,
+        };
+        serde_json::to_string(&frame).expect("a frame always serializes")
+    }
+}
+
+/// A V2 frame as read, its payload still JSON text.
+#[derive(Debug)]
+pub struct RawFrame<'a> {
+    pub join_ref: Option<String>,
+    pub ref_: Option<String>,
+    pub topic: String,
+    pub event: String,
+    pub payload: &'a RawValue,
+}
+
+impl<'a> RawFrame<'a> {
+    /// Parses a text frame; `None` when it is not a V2 frame.
+    pub fn parse(text: &'a str) -> Option<RawFrame<'a>> {
+        let (join_ref, ref_, topic, event, payload) = serde_json::from_str(text).ok()?;
+        Some(RawFrame {
+            join_ref,
+            ref_,
+            topic,
+            event,
+            payload,
+        })
+    }
+
+    /// The frame with its payload parsed into a JSON value.
+    pub fn into_frame(self) -> Option<Frame> {
+        Some(Frame {
+            payload: serde_json::from_str(self.payload.get()).ok()?,
+            join_ref: self.join_ref,
+            ref_: self.ref_,
+            topic: self.topic,
+            event: self.event,
+        })
+    }
+}
+
 impl Frame {
+    pub(crate) fn envelope(&self) -> Envelope<'_> {
+        Envelope {
+            join_ref: self.join_ref.as_deref(),
+            ref_: self.ref_.as_deref(),
+            topic: &self.topic,
+            event: &self.event,
+        }
+    }
+
     /// The JSON text of the frame.
     pub fn encode(&self) -> String {
-        json!([
-            self.join_ref,
-            self.ref_,
-            self.topic,
-            self.event,
-            self.payload
-        ])
-        .to_string()
+        self.envelope().encode(&self.payload)
     }
 
     /// Parses a text frame; `None` when it is not a V2 frame.
     pub fn decode(text: &str) -> Option<Frame> {
-        let Value::Array(parts) = serde_json::from_str(text).ok()? else {
-            return None;
-        };
-        let [join_ref, ref_, topic, event, payload]: [Value; 5] = parts.try_into().ok()?;
-        let text = |v: Value| match v {
-            Value::String(s) => Some(s),
-            _ => None,
-        };
-        Some(Frame {
-            join_ref: text(join_ref),
-            ref_: text(ref_),
-            topic: text(topic)?,
-            event: text(event)?,
-            payload,
-        })
+        RawFrame::parse(text)?.into_frame()
     }
 
     /// For `phx_reply`: the status and the response.
@@ -160,7 +229,7 @@ impl BinaryFrame {
 /// V1 JSON frames: `{"topic","event","payload","ref","join_ref"}`.
 impl Frame {
     pub fn encode_v1(&self) -> String {
-        json!({"topic": self.topic, "event": self.event, "payload": self.payload, "ref": self.ref_, "join_ref": self.join_ref}).to_string()
+        self.envelope().encode_v1(&self.payload)
     }
 
     pub fn decode_v1(text: &str) -> Option<Frame> {

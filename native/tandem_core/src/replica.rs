@@ -8,6 +8,12 @@
 //! document; applies the server's batches (checking each checksum there, on
 //! the confirmed state); drops the pending batches they acknowledge; and
 //! re-applies the rest, recording fresh inverses.
+//!
+//! The re-application is lazy: it happens when the view is next read or
+//! edited ([`Replica::document`], [`Replica::edit`]), not after every server
+//! batch. A client on a busy project receives several batches between two
+//! looks at its view, and each would otherwise pay a full unwind and
+//! re-apply of everything pending; deferred, a burst costs one of each.
 
 use crate::checksum::Checksum;
 use crate::diff::Diff;
@@ -77,6 +83,9 @@ pub struct Replica {
     seq: u64,
     pending: VecDeque<Pending>,
     next_batch_id: u64,
+    /// Whether the pending batches are applied on `doc` (the view) or not
+    /// (`doc` is the confirmed state, and their inverses are spent).
+    settled: bool,
 }
 
 impl Replica {
@@ -89,6 +98,7 @@ impl Replica {
             seq,
             pending: VecDeque::new(),
             next_batch_id: first_batch_id,
+            settled: true,
         }
     }
 
@@ -96,8 +106,10 @@ impl Replica {
         &self.client_id
     }
 
-    /// The local view: confirmed state plus pending edits.
-    pub fn document(&self) -> &Document {
+    /// The local view: confirmed state plus pending edits (re-applying
+    /// them first when a rebase left them off).
+    pub fn document(&mut self) -> &Document {
+        self.settle();
         &self.doc
     }
 
@@ -113,6 +125,7 @@ impl Replica {
 
     /// Applies a local operation optimistically and queues it for sending.
     pub fn edit(&mut self, diffs: Vec<Diff>) -> LocalEdit {
+        self.settle();
         let result = self.doc.apply_batch(diffs);
         if result.applied.is_empty() {
             return LocalEdit {
@@ -183,7 +196,6 @@ impl Replica {
                 received.acked.push(batch.batch_id);
             }
         }
-        self.reapply();
         Ok(received)
     }
 
@@ -214,7 +226,6 @@ impl Replica {
         self.next_batch_id += 1;
         let new_id = batch.batch_id;
         self.pending.push_back(batch);
-        self.reapply();
         Some(new_id)
     }
 
@@ -225,7 +236,7 @@ impl Replica {
     pub fn reset(&mut self, seq: u64, doc: Document) {
         self.doc = doc;
         self.seq = seq;
-        self.reapply();
+        self.settled = false;
     }
 
     fn forget(&mut self, gone: impl Fn(&Pending) -> bool) {
@@ -234,17 +245,30 @@ impl Replica {
         }
         self.unwind();
         self.pending.retain(|p| !gone(p));
-        self.reapply();
     }
 
-    /// Undoes every pending batch, newest first, consuming the inverses:
-    /// every caller re-applies right after, which computes fresh ones.
+    /// Undoes every pending batch, newest first, consuming the inverses
+    /// (the next [`Replica::settle`] computes fresh ones). Leaves `doc` the
+    /// confirmed state.
     fn unwind(&mut self) {
+        if !self.settled {
+            return;
+        }
+        self.settled = false;
         if cfg!(feature = "broken-rebase") {
             return;
         }
         for pending in self.pending.iter_mut().rev() {
             self.doc.apply_quietly(std::mem::take(&mut pending.inverse));
+        }
+    }
+
+    /// Puts the pending batches back on the confirmed state if a rebase
+    /// left them off.
+    fn settle(&mut self) {
+        if !self.settled {
+            self.reapply();
+            self.settled = true;
         }
     }
 
@@ -273,7 +297,7 @@ impl Replica {
     /// batch is the same diffs, the local view already is the new confirmed
     /// state plus the remaining pending batches, and nothing needs unwinding.
     fn take_own_unchanged(&mut self, batch: &ServerBatch, received: &mut Received) -> bool {
-        let Some(front) = self.pending.front() else {
+        let Some(front) = self.pending.front().filter(|_| self.settled) else {
             return false;
         };
         if batch.client_id != self.client_id

@@ -228,13 +228,13 @@ pub async fn settle(
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let server_view = {
-            let o = observer.lock();
+            let mut o = observer.lock();
             o.is_joined()
                 .then(|| (o.replica().seq(), o.document().clone()))
         };
         let settled = server_view.as_ref().is_some_and(|(seq, doc)| {
             clients.iter().all(|s| {
-                let c = s.lock();
+                let mut c = s.lock();
                 c.is_joined()
                     && c.replica().pending().len() == 0
                     && c.replica().seq() == *seq
@@ -248,7 +248,7 @@ pub async fn settle(
             let states: Vec<String> = clients
                 .iter()
                 .map(|s| {
-                    let c = s.lock();
+                    let mut c = s.lock();
                     format!(
                         "seq {} checksum {} {}",
                         c.replica().seq(),

@@ -8,6 +8,8 @@
 //! Only the frame handling is re-stated here; every decision about diffs,
 //! sequence numbers and retries is `tandem_core`'s.
 
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use tandem_core::codec;
@@ -160,15 +162,12 @@ impl SimServer {
 
     /// Handles one text frame from `conn`.
     pub fn receive(&mut self, conn: ConnId, frame: &str) -> Vec<Outgoing> {
-        let Ok(Value::Array(parts)) = serde_json::from_str::<Value>(frame) else {
+        type Parts<'a> = (Value, Value, String, String, &'a RawValue);
+        let Ok((join_ref, ref_, topic, event, payload)) = serde_json::from_str::<Parts>(frame)
+        else {
             return Vec::new();
         };
-        let [join_ref, ref_, topic, event, payload]: [Value; 5] = match parts.try_into() {
-            Ok(parts) => parts,
-            Err(_) => return Vec::new(),
-        };
-        let topic = topic.as_str().unwrap_or_default().to_owned();
-        let event = event.as_str().unwrap_or_default();
+        let event = event.as_str();
         let respond = |status: &str, response: Value| {
             vec![Outgoing {
                 conn,
@@ -199,7 +198,7 @@ impl SimServer {
         ref_: Value,
         topic: String,
         event: &str,
-        payload: Value,
+        payload: &RawValue,
     ) -> Vec<Outgoing> {
         let respond = |status: &str, response: Value| {
             vec![Outgoing {
@@ -208,7 +207,7 @@ impl SimServer {
             }]
         };
         match event {
-            "phx_join" => self.join(conn, join_ref.clone(), &topic, &payload, respond),
+            "phx_join" => self.join(conn, join_ref.clone(), &topic, &value(payload), respond),
             "phx_leave" => {
                 self.members.remove(&conn);
                 respond("ok", json!({}))
@@ -224,10 +223,10 @@ impl SimServer {
                         self.diffs(conn, join_ref, ref_, topic, &client_id, &user_id, payload)
                     }
                     "sync" => {
-                        let since = payload.get("since").and_then(Value::as_u64);
+                        let since = value(payload).get("since").and_then(Value::as_u64);
                         respond("ok", catch_up(&self.room, since))
                     }
-                    "verify" => respond("ok", self.verify(&payload)),
+                    "verify" => respond("ok", self.verify(&value(payload))),
                     _ => respond("error", json!({"reason": "unknown_event"})),
                 }
             }
@@ -271,9 +270,9 @@ impl SimServer {
         topic: String,
         client_id: &str,
         user_id: &str,
-        payload: Value,
+        payload: &RawValue,
     ) -> Vec<Outgoing> {
-        let batch: IncomingBatch = match serde_json::from_value(payload) {
+        let batch: IncomingBatch = match serde_json::from_str(payload.get()) {
             Ok(batch) => batch,
             Err(e) => {
                 let response = json!({"reason": "malformed", "message": e.to_string()});
@@ -292,13 +291,7 @@ impl SimServer {
                 };
                 self.unjournaled
                     .push((durable, JournalEntry::encode(&batch, &ack)));
-                let frame = frame(
-                    &Value::Null,
-                    &Value::Null,
-                    &topic,
-                    "batch",
-                    &json!(batch.as_ref()),
-                );
+                let frame = frame(&Value::Null, &Value::Null, &topic, "batch", batch.as_ref());
                 (json!(ack), Some(frame))
             }
             Ok(Submitted::Duplicate(ack)) => (json!(ack), None),
@@ -352,20 +345,37 @@ impl SimServer {
     }
 }
 
+/// A payload that is not a batch, parsed as JSON (`null` when malformed).
+fn value(payload: &RawValue) -> Value {
+    serde_json::from_str(payload.get()).unwrap_or(Value::Null)
+}
+
 fn catch_up(room: &Room, since: Option<u64>) -> Value {
     serde_json::to_value(room.catch_up(since)).expect("catch-up encodes")
 }
 
-fn frame(join_ref: &Value, ref_: &Value, topic: &str, event: &str, payload: &Value) -> String {
-    json!([join_ref, ref_, topic, event, payload]).to_string()
+/// A V2 frame written straight from its payload (no `Value` tree between).
+fn frame(
+    join_ref: &Value,
+    ref_: &Value,
+    topic: &str,
+    event: &str,
+    payload: &impl Serialize,
+) -> String {
+    serde_json::to_string(&(join_ref, ref_, topic, event, payload)).expect("frames serialize")
 }
 
 fn reply(join_ref: &Value, ref_: &Value, topic: &str, status: &str, response: Value) -> String {
+    #[derive(Serialize)]
+    struct Reply<'a> {
+        status: &'a str,
+        response: Value,
+    }
     frame(
         join_ref,
         ref_,
         topic,
         "phx_reply",
-        &json!({"status": status, "response": response}),
+        &Reply { status, response },
     )
 }

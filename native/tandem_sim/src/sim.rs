@@ -460,7 +460,7 @@ pub fn run(config: &SimConfig) -> Report {
         world.counters.add(&stats_of(&p.client));
     }
     let failure = if settled {
-        verdict(&world)
+        verdict(&mut world)
     } else {
         Some(format!(
             "the network healed but the clients never settled: {}",
@@ -474,7 +474,7 @@ pub fn run(config: &SimConfig) -> Report {
     }
 }
 
-fn verdict(world: &World) -> Option<String> {
+fn verdict(world: &mut World) -> Option<String> {
     // Nothing here corrupts state, so a checksum mismatch means the shared
     // core diverged somewhere, even if the client then healed itself.
     if world.counters.mismatches_seen > 0 {
@@ -494,12 +494,15 @@ fn verdict(world: &World) -> Option<String> {
                 world.describe()
             ));
         }
-        if r.document() != room.document() {
+    }
+    for (i, p) in world.peers.iter_mut().enumerate() {
+        let doc = p.client.document();
+        if doc != room.document() {
             return Some(format!(
                 "client {i} diverged: checksum {} vs server {} ({} vs {} objects)",
-                r.document().checksum(),
+                doc.checksum(),
                 room.document().checksum(),
-                r.document().len(),
+                doc.len(),
                 room.document().len()
             ));
         }

@@ -46,7 +46,7 @@ impl Engine {
         }
     }
 
-    pub fn document(&self) -> &Document {
+    pub fn document(&mut self) -> &Document {
         self.replica.document()
     }
 
@@ -55,7 +55,7 @@ impl Engine {
     }
 
     /// Checksum of the local view (equals the confirmed one when nothing is pending).
-    pub fn checksum(&self) -> Checksum {
+    pub fn checksum(&mut self) -> Checksum {
         self.replica.document().checksum()
     }
 

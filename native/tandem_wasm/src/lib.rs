@@ -87,7 +87,7 @@ impl SyncEngine {
         self.inner.seq() as f64
     }
 
-    pub fn checksum(&self) -> String {
+    pub fn checksum(&mut self) -> String {
         self.inner.checksum().to_string()
     }
 
@@ -96,7 +96,7 @@ impl SyncEngine {
     }
 
     /// The layers in paint order, as a JSON array.
-    pub fn layers(&self) -> String {
+    pub fn layers(&mut self) -> String {
         Value::Array(layers::paint_order(self.inner.document())).to_string()
     }
 
