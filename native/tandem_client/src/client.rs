@@ -14,7 +14,7 @@
 //! state. Undo and redo replay the inverses of the user's own edits.
 
 use crate::backoff::Backoff;
-use crate::frame::{BinaryFrame, Envelope, Frame, RawFrame};
+use crate::frame::{BinaryFrame, Envelope, Frame, Incoming};
 use crate::presence::{Presence, PresenceChange};
 use crate::Millis;
 use serde::Serialize;
@@ -462,7 +462,16 @@ impl Client {
     pub fn handle_frame(&mut self, now: Millis, text: &str) {
         let decoded = match self.config.vsn {
             Vsn::V2 => {
-                RawFrame::parse(text).and_then(|raw| self.take_batch(now, raw)?.into_frame())
+                let up = self.conn == Conn::Up;
+                let topic = self.topic();
+                let batch = |t: &str, e: &str| up && e == "batch" && t == topic;
+                match Incoming::<ServerBatch>::parse(text, batch) {
+                    None => None,
+                    Some(incoming) => match incoming.into_frame_or_typed() {
+                        Ok(frame) => Some(frame),
+                        Err(batch) => return self.on_batch(now, batch),
+                    },
+                }
             }
             Vsn::V1 => Frame::decode_v1(text),
         };
@@ -502,19 +511,6 @@ impl Client {
                 payload: frame.payload,
             }),
         }
-    }
-
-    /// Handles a `batch` broadcast of the project straight from its raw
-    /// payload (the hot path of a busy client); any other frame is given
-    /// back for the general path.
-    fn take_batch<'a>(&mut self, now: Millis, raw: RawFrame<'a>) -> Option<RawFrame<'a>> {
-        if raw.event != "batch" || self.conn != Conn::Up || raw.topic != self.topic() {
-            return Some(raw);
-        }
-        if let Ok(batch) = serde_json::from_str::<ServerBatch>(raw.payload.get()) {
-            self.on_batch(now, batch);
-        }
-        None
     }
 
     fn on_batch(&mut self, now: Millis, batch: ServerBatch) {

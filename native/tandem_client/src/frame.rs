@@ -1,13 +1,16 @@
 //! Phoenix V2 JSON frames: `[join_ref, ref, topic, event, payload]`.
 //!
-//! Frames are written straight from any serializable payload and read with
-//! the payload left as raw JSON ([`RawFrame`]), so that a `batch` of diffs is
-//! parsed once into its typed form instead of through a `serde_json::Value`
-//! tree first: that detour was the largest cost of a busy client.
+//! Frames are written straight from any serializable payload, and read in
+//! one pass that parses the payload straight into the reader's type when the
+//! topic and event call for it ([`Incoming`]), so that a `batch` of diffs
+//! never goes through a `serde_json::Value` tree: that detour was the
+//! largest cost of a busy client.
 
+use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer, SeqAccess, Visitor};
 use serde::Serialize;
-use serde_json::value::RawValue;
 use serde_json::Value;
+use std::fmt;
+use std::marker::PhantomData;
 
 /// One Phoenix message.
 #[derive(Clone, Debug, PartialEq)]
@@ -58,37 +61,114 @@ impl Envelope<'_> {
     }
 }
 
-/// A V2 frame as read, its payload still JSON text.
-#[derive(Debug)]
-pub struct RawFrame<'a> {
+/// A frame's payload as read: in the type the reader asked for, or JSON.
+#[derive(Debug, PartialEq)]
+pub enum Payload<T> {
+    Typed(T),
+    Json(Value),
+}
+
+/// A V2 frame as read, its payload typed when the reader wanted it so.
+#[derive(Debug, PartialEq)]
+pub struct Incoming<T> {
     pub join_ref: Option<String>,
     pub ref_: Option<String>,
     pub topic: String,
     pub event: String,
-    pub payload: &'a RawValue,
+    pub payload: Payload<T>,
 }
 
-impl<'a> RawFrame<'a> {
-    /// Parses a text frame; `None` when it is not a V2 frame.
-    pub fn parse(text: &'a str) -> Option<RawFrame<'a>> {
-        let (join_ref, ref_, topic, event, payload) = serde_json::from_str(text).ok()?;
-        Some(RawFrame {
+impl<T: DeserializeOwned> Incoming<T> {
+    /// Parses a V2 text frame in one pass, reading the payload as `T` when
+    /// `typed(topic, event)` says so (the envelope comes before the payload)
+    /// and as JSON otherwise; `None` when it is not a V2 frame or the payload
+    /// does not fit `T`.
+    pub fn parse(text: &str, typed: impl Fn(&str, &str) -> bool) -> Option<Incoming<T>> {
+        let mut reader = serde_json::Deserializer::from_str(text);
+        let seed = IncomingSeed {
+            typed,
+            payload: PhantomData,
+        };
+        let incoming = seed.deserialize(&mut reader).ok()?;
+        reader.end().ok()?;
+        Some(incoming)
+    }
+}
+
+impl Incoming<Value> {
+    /// The frame, whatever its payload.
+    pub fn into_frame(self) -> Frame {
+        let payload = match self.payload {
+            Payload::Typed(value) | Payload::Json(value) => value,
+        };
+        Frame {
+            join_ref: self.join_ref,
+            ref_: self.ref_,
+            topic: self.topic,
+            event: self.event,
+            payload,
+        }
+    }
+}
+
+impl<T> Incoming<T> {
+    /// The frame when its payload is JSON; the typed payload otherwise.
+    pub fn into_frame_or_typed(self) -> Result<Frame, T> {
+        match self.payload {
+            Payload::Typed(typed) => Err(typed),
+            Payload::Json(payload) => Ok(Frame {
+                join_ref: self.join_ref,
+                ref_: self.ref_,
+                topic: self.topic,
+                event: self.event,
+                payload,
+            }),
+        }
+    }
+}
+
+struct IncomingSeed<F, T> {
+    typed: F,
+    payload: PhantomData<T>,
+}
+
+impl<'de, F: Fn(&str, &str) -> bool, T: DeserializeOwned> DeserializeSeed<'de>
+    for IncomingSeed<F, T>
+{
+    type Value = Incoming<T>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de, F: Fn(&str, &str) -> bool, T: DeserializeOwned> Visitor<'de> for IncomingSeed<F, T> {
+    type Value = Incoming<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("[join_ref, ref, topic, event, payload]")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let missing = |n| de::Error::invalid_length(n, &"five elements");
+        let join_ref = seq.next_element()?.ok_or_else(|| missing(0))?;
+        let ref_ = seq.next_element()?.ok_or_else(|| missing(1))?;
+        let topic: String = seq.next_element()?.ok_or_else(|| missing(2))?;
+        let event: String = seq.next_element()?.ok_or_else(|| missing(3))?;
+        let payload = if (self.typed)(&topic, &event) {
+            Payload::Typed(seq.next_element()?.ok_or_else(|| missing(4))?)
+        } else {
+            Payload::Json(seq.next_element()?.ok_or_else(|| missing(4))?)
+        };
+        if seq.next_element::<de::IgnoredAny>()?.is_some() {
+            return Err(de::Error::invalid_length(6, &"five elements"));
+        }
+        Ok(Incoming {
             join_ref,
             ref_,
             topic,
             event,
             payload,
-        })
-    }
-
-    /// The frame with its payload parsed into a JSON value.
-    pub fn into_frame(self) -> Option<Frame> {
-        Some(Frame {
-            payload: serde_json::from_str(self.payload.get()).ok()?,
-            join_ref: self.join_ref,
-            ref_: self.ref_,
-            topic: self.topic,
-            event: self.event,
         })
     }
 }
@@ -110,7 +190,7 @@ impl Frame {
 
     /// Parses a text frame; `None` when it is not a V2 frame.
     pub fn decode(text: &str) -> Option<Frame> {
-        RawFrame::parse(text)?.into_frame()
+        Some(Incoming::<Value>::parse(text, |_, _| false)?.into_frame())
     }
 
     /// For `phx_reply`: the status and the response.

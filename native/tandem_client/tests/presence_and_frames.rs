@@ -366,3 +366,36 @@ fn presence_joins_reach_the_app_and_a_presence_rejoin_holds_diffs_until_its_stat
     assert_eq!(c.presence().get("bo").unwrap().len(), 1);
     assert_eq!(c.presence().get("ann").unwrap().len(), 1);
 }
+
+#[test]
+fn a_v2_frame_is_read_in_one_pass_with_the_payload_typed_only_where_asked() {
+    use tandem_client::frame::{Incoming, Payload};
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct Batch {
+        seq: u64,
+    }
+    let wants = |topic: &str, event: &str| topic == "project:p" && event == "batch";
+    let typed = Incoming::<Batch>::parse(r#"[null,null,"project:p","batch",{"seq":4}]"#, wants);
+    let typed = typed.expect("a batch frame");
+    assert_eq!(typed.payload, Payload::Typed(Batch { seq: 4 }));
+    assert_eq!((typed.join_ref, typed.ref_), (None, None));
+    let other = Incoming::<Batch>::parse(r#"["1","2","project:q","batch",{"seq":4}]"#, wants);
+    let other = other.expect("a frame of another topic");
+    assert_eq!(other.payload, Payload::Json(json!({"seq": 4})));
+    assert_eq!(
+        (other.join_ref.as_deref(), other.ref_.as_deref()),
+        (Some("1"), Some("2"))
+    );
+    for bad in [
+        r#"[null,null,"project:p","batch",{"seq":"four"}]"#, // does not fit the type
+        r#"[null,null,"project:p","batch",{"seq":4},6]"#,    // six elements
+        r#"[null,null,"project:p","batch"]"#,                // four
+        r#"{"topic":"project:p"}"#,                          // not V2
+        r#"[null,null,"project:p","batch",{"seq":4}] x"#,    // trailing text
+    ] {
+        assert!(
+            Incoming::<Batch>::parse(bad, wants).is_none(),
+            "{bad} was read"
+        );
+    }
+}

@@ -33,6 +33,16 @@ impl Checksum {
         self.0 = self.0.wrapping_sub(term);
     }
 
+    /// The 16-lowercase-hex-digit wire form, without a formatter (a
+    /// checksum goes out with every acknowledgement and broadcast).
+    fn hex(self) -> [u8; 16] {
+        let mut digits = [0u8; 16];
+        for (i, d) in digits.iter_mut().rev().enumerate() {
+            *d = b"0123456789abcdef"[(self.0 >> (4 * i)) as usize & 0xf];
+        }
+        digits
+    }
+
     /// Parses the 16-hex-digit wire form.
     pub fn parse(text: &str) -> Option<Checksum> {
         if text.len() != 16 {
@@ -44,13 +54,13 @@ impl Checksum {
 
 impl fmt::Display for Checksum {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}", self.0)
+        f.write_str(std::str::from_utf8(&self.hex()).expect("hex digits are ASCII"))
     }
 }
 
 impl Serialize for Checksum {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        s.serialize_str(std::str::from_utf8(&self.hex()).expect("hex digits are ASCII"))
     }
 }
 
@@ -159,5 +169,23 @@ impl Write for HashWriter {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Checksum;
+
+    #[test]
+    fn the_wire_form_is_sixteen_lowercase_hex_digits_and_parses_back() {
+        for n in [0, 1, 0xabc, u64::MAX, 0x0123_4567_89ab_cdef, 1 << 63] {
+            let text = Checksum(n).to_string();
+            assert_eq!(text, format!("{n:016x}"));
+            assert_eq!(
+                serde_json::to_string(&Checksum(n)).unwrap(),
+                format!("\"{text}\"")
+            );
+            assert_eq!(Checksum::parse(&text), Some(Checksum(n)));
+        }
     }
 }

@@ -9,9 +9,9 @@
 //! sequence numbers and retries is `tandem_core`'s.
 
 use serde::Serialize;
-use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use tandem_client::frame::{Incoming, Payload};
 use tandem_core::codec;
 use tandem_core::room::{IncomingBatch, JournalEntry, LogBounds, Submitted};
 use tandem_core::{Checksum, Limits, Room};
@@ -34,8 +34,11 @@ pub struct Durable {
     pub batch_id: u64,
 }
 
+/// A frame's `join_ref` or `ref`.
+type Ref = Option<String>;
+
 struct Member {
-    join_ref: Value,
+    join_ref: Ref,
     topic: String,
     client_id: String,
     user_id: String,
@@ -44,8 +47,8 @@ struct Member {
 /// A reply held back until the batch it answers is durable.
 struct Held {
     conn: ConnId,
-    join_ref: Value,
-    ref_: Value,
+    join_ref: Ref,
+    ref_: Ref,
     topic: String,
     response: Value,
     broadcast: Option<String>,
@@ -162,8 +165,14 @@ impl SimServer {
 
     /// Handles one text frame from `conn`.
     pub fn receive(&mut self, conn: ConnId, frame: &str) -> Vec<Outgoing> {
-        type Parts<'a> = (Value, Value, String, String, &'a RawValue);
-        let Ok((join_ref, ref_, topic, event, payload)) = serde_json::from_str::<Parts>(frame)
+        let diffs = |_: &str, event: &str| event == "diffs";
+        let Some(Incoming {
+            join_ref,
+            ref_,
+            topic,
+            event,
+            payload,
+        }) = Incoming::<IncomingBatch>::parse(frame, diffs)
         else {
             return Vec::new();
         };
@@ -194,11 +203,11 @@ impl SimServer {
     fn dispatch(
         &mut self,
         conn: ConnId,
-        join_ref: Value,
-        ref_: Value,
+        join_ref: Ref,
+        ref_: Ref,
         topic: String,
         event: &str,
-        payload: &RawValue,
+        payload: Payload<IncomingBatch>,
     ) -> Vec<Outgoing> {
         let respond = |status: &str, response: Value| {
             vec![Outgoing {
@@ -220,7 +229,11 @@ impl SimServer {
                 let (client_id, user_id) = (member.client_id.clone(), member.user_id.clone());
                 match event {
                     "diffs" => {
-                        self.diffs(conn, join_ref, ref_, topic, &client_id, &user_id, payload)
+                        let Payload::Typed(batch) = payload else {
+                            let response = json!({"reason": "malformed"});
+                            return respond("error", response);
+                        };
+                        self.diffs(conn, join_ref, ref_, topic, &client_id, &user_id, batch)
                     }
                     "sync" => {
                         let since = value(payload).get("since").and_then(Value::as_u64);
@@ -236,7 +249,7 @@ impl SimServer {
     fn join(
         &mut self,
         conn: ConnId,
-        join_ref: Value,
+        join_ref: Ref,
         topic: &str,
         payload: &Value,
         respond: impl Fn(&str, Value) -> Vec<Outgoing>,
@@ -265,23 +278,13 @@ impl SimServer {
     fn diffs(
         &mut self,
         conn: ConnId,
-        join_ref: Value,
-        ref_: Value,
+        join_ref: Ref,
+        ref_: Ref,
         topic: String,
         client_id: &str,
         user_id: &str,
-        payload: &RawValue,
+        batch: IncomingBatch,
     ) -> Vec<Outgoing> {
-        let batch: IncomingBatch = match serde_json::from_str(payload.get()) {
-            Ok(batch) => batch,
-            Err(e) => {
-                let response = json!({"reason": "malformed", "message": e.to_string()});
-                return vec![Outgoing {
-                    conn,
-                    frame: reply(&join_ref, &ref_, &topic, "error", response),
-                }];
-            }
-        };
         let (response, broadcast) = match self.room.submit(client_id, user_id, batch) {
             Ok(Submitted::Accepted { ack, batch }) => {
                 let durable = Durable {
@@ -291,7 +294,7 @@ impl SimServer {
                 };
                 self.unjournaled
                     .push((durable, JournalEntry::encode(&batch, &ack)));
-                let frame = frame(&Value::Null, &Value::Null, &topic, "batch", batch.as_ref());
+                let frame = frame(&None, &None, &topic, "batch", batch.as_ref());
                 (json!(ack), Some(frame))
             }
             Ok(Submitted::Duplicate(ack)) => (json!(ack), None),
@@ -345,9 +348,12 @@ impl SimServer {
     }
 }
 
-/// A payload that is not a batch, parsed as JSON (`null` when malformed).
-fn value(payload: &RawValue) -> Value {
-    serde_json::from_str(payload.get()).unwrap_or(Value::Null)
+/// A payload that is not a batch.
+fn value(payload: Payload<IncomingBatch>) -> Value {
+    match payload {
+        Payload::Json(value) => value,
+        Payload::Typed(_) => Value::Null,
+    }
 }
 
 fn catch_up(room: &Room, since: Option<u64>) -> Value {
@@ -355,17 +361,11 @@ fn catch_up(room: &Room, since: Option<u64>) -> Value {
 }
 
 /// A V2 frame written straight from its payload (no `Value` tree between).
-fn frame(
-    join_ref: &Value,
-    ref_: &Value,
-    topic: &str,
-    event: &str,
-    payload: &impl Serialize,
-) -> String {
+fn frame(join_ref: &Ref, ref_: &Ref, topic: &str, event: &str, payload: &impl Serialize) -> String {
     serde_json::to_string(&(join_ref, ref_, topic, event, payload)).expect("frames serialize")
 }
 
-fn reply(join_ref: &Value, ref_: &Value, topic: &str, status: &str, response: Value) -> String {
+fn reply(join_ref: &Ref, ref_: &Ref, topic: &str, status: &str, response: Value) -> String {
     #[derive(Serialize)]
     struct Reply<'a> {
         status: &'a str,

@@ -317,32 +317,25 @@ impl World {
         }
     }
 
-    fn next_time(&self) -> Option<Millis> {
-        let queued = self.queue.keys().next().map(|k| k.0);
-        let timers = self
-            .peers
-            .iter()
-            .filter_map(|p| p.client.poll_timeout())
-            .min();
-        match (queued, timers) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    }
-
-    /// Runs until `until`, or until nothing is left to do.
+    /// Runs until `until`, or until nothing is left to do. Each step reads
+    /// every client's next timer once: handling one client's timer or queued
+    /// event never moves another client's (their frames travel through the
+    /// queue).
     fn run_until(&mut self, until: Millis) {
-        while let Some(t) = self.next_time() {
+        let mut timers: Vec<Option<Millis>> = Vec::with_capacity(self.peers.len());
+        loop {
+            timers.clear();
+            timers.extend(self.peers.iter().map(|p| p.client.poll_timeout()));
+            let queued = self.queue.keys().next().map(|k| k.0);
+            let Some(t) = timers.iter().flatten().copied().chain(queued).min() else {
+                break;
+            };
             if t > until {
                 break;
             }
             self.now = self.now.max(t);
-            for peer in 0..self.peers.len() {
-                if self.peers[peer]
-                    .client
-                    .poll_timeout()
-                    .is_some_and(|d| d <= self.now)
-                {
+            for (peer, timer) in timers.iter().enumerate() {
+                if timer.is_some_and(|d| d <= self.now) {
                     self.peers[peer].client.handle_timeout(self.now);
                     self.pump(peer);
                 }
