@@ -105,22 +105,45 @@ pub fn write_canonical<W: Write>(out: &mut W, value: &Value) -> io::Result<()> {
             out.write_all(b"]")
         }
         Value::Object(map) => {
-            // Sorted explicitly: serde_json's map order depends on a feature flag.
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            // serde_json's map order depends on a feature flag: sort unless
+            // the map already iterates in byte order.
+            let in_order = map.keys().is_sorted_by(|a, b| a.as_bytes() < b.as_bytes());
             out.write_all(b"{")?;
-            for (i, (k, v)) in entries.into_iter().enumerate() {
+            let mut write_entry = |i: usize, k: &String, v: &Value| {
                 if i > 0 {
                     out.write_all(b",")?;
                 }
-                serde_json::to_writer(&mut *out, k)?;
+                write_str(out, k)?;
                 out.write_all(b":")?;
-                write_canonical(out, v)?;
+                write_canonical(out, v)
+            };
+            if in_order {
+                for (i, (k, v)) in map.iter().enumerate() {
+                    write_entry(i, k, v)?;
+                }
+            } else {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+                for (i, (k, v)) in entries.into_iter().enumerate() {
+                    write_entry(i, k, v)?;
+                }
             }
             out.write_all(b"}")
         }
+        Value::String(text) => write_str(out, text),
         scalar => serde_json::to_writer(out, scalar).map_err(io::Error::other),
     }
+}
+
+/// A JSON string as serde_json writes it; the common string that needs no
+/// escaping is written as is.
+fn write_str<W: Write>(out: &mut W, text: &str) -> io::Result<()> {
+    if text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        return serde_json::to_writer(out, text).map_err(io::Error::other);
+    }
+    out.write_all(b"\"")?;
+    out.write_all(text.as_bytes())?;
+    out.write_all(b"\"")
 }
 
 /// Collects the hashed bytes on the stack and hashes them in one shot (much
@@ -174,7 +197,25 @@ impl Write for HashWriter {
 
 #[cfg(test)]
 mod tests {
-    use super::Checksum;
+    use super::{write_canonical, Checksum};
+    use serde_json::json;
+
+    #[test]
+    fn canonical_json_is_compact_serde_json_with_keys_in_byte_order() {
+        let value = json!({
+            "b": ["plain", "quote \" backslash \\ newline \n tab \t nul \u{0} del \u{7f}", "é✓/"],
+            "a": {"z": 1.5, "é": -3, "Z": null, "": true},
+            "n": [u64::MAX, i64::MIN, 0.1, 1e300],
+        });
+        let mut written = Vec::new();
+        write_canonical(&mut written, &value).unwrap();
+        // Without serde_json's preserve_order feature its maps iterate in
+        // byte order, so its compact output is the canonical form.
+        assert_eq!(
+            String::from_utf8(written).unwrap(),
+            serde_json::to_string(&value).unwrap()
+        );
+    }
 
     #[test]
     fn the_wire_form_is_sixteen_lowercase_hex_digits_and_parses_back() {
