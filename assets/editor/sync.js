@@ -61,7 +61,7 @@ export class ProjectSync {
     const retry = (batchId) => setTimeout(() => this.online && this.resend(batchId), 500);
     if (reason === "unavailable") {
       retry(batch.batch_id);
-    } else if (reason === "rate_limited") {
+    } else if (reason === "rate_limited" || reason === "not_sequenced") {
       const fresh = this.engine.rekey(batch.batch_id);
       if (fresh !== undefined) retry(fresh);
     } else {

@@ -1129,7 +1129,9 @@ impl Client {
             }
             Awaiting::Diffs { batch_id } => {
                 let reason = response.get("reason").and_then(Value::as_str).unwrap_or("");
-                if reason != "unavailable" && reason != "rate_limited" {
+                // Never sequenced for certain: goes last under a fresh id.
+                let rekey = reason == "rate_limited" || reason == "not_sequenced";
+                if reason != "unavailable" && !rekey {
                     self.replica.rejected(batch_id);
                     self.stats.rejected += 1;
                     self.events.push_back(Event::Changed);
@@ -1142,9 +1144,10 @@ impl Client {
                     // join after a backoff, so as not to feed a flood. A
                     // rate-limited batch never reached the room while later
                     // ones may have: it goes last under a fresh id, or its
-                    // old id would be refused as stale and the edit lost.
-                    let rekeyed =
-                        reason == "rate_limited" && self.replica.rekey(batch_id).is_some();
+                    // old id would be refused and the edit lost. An
+                    // unavailable one may have been sequenced: it keeps its
+                    // id until the server says (`not_sequenced` or its ack).
+                    let rekeyed = rekey && self.replica.rekey(batch_id).is_some();
                     if !rekeyed {
                         self.sent_upto = self.sent_upto.min(batch_id - 1);
                     }

@@ -102,17 +102,46 @@ impl Harness {
         join
     }
 
+    /// Submits one `diffs` push to the room, which must sequence it.
+    fn sequence(
+        &mut self,
+        push: &Frame,
+    ) -> (
+        tandem_core::room::Ack,
+        std::sync::Arc<tandem_core::ServerBatch>,
+    ) {
+        let batch: IncomingBatch = serde_json::from_value(push.payload.clone()).unwrap();
+        match self.room.submit("me", "u", batch) {
+            Ok(Submitted::Accepted { ack, batch }) => (ack, batch),
+            other => panic!("not sequenced: {other:?}"),
+        }
+    }
+
+    /// Moves time to the client's next timer and fires it.
+    fn wait_for_timer(&mut self) {
+        let wait = self.client.poll_timeout().unwrap() - self.now;
+        self.advance(wait);
+    }
+
+    /// The client converged with the room and refused nothing.
+    fn assert_converged_without_refusals(&mut self) {
+        assert_eq!(self.client.document(), self.room.document());
+        let events = self.events();
+        assert!(!events.iter().any(|e| matches!(e, Event::Rejected { .. })));
+    }
+
     /// Plays the server for every `diffs` push sent: submit, broadcast, ack.
     fn serve(&mut self) -> Vec<Frame> {
         let frames = self.sent();
         for f in frames.iter().filter(|f| f.event == "diffs") {
             let batch: IncomingBatch = serde_json::from_value(f.payload.clone()).unwrap();
-            match self.room.submit("me", "u", batch).unwrap() {
-                Submitted::Accepted { ack, batch } => {
+            match self.room.submit("me", "u", batch) {
+                Ok(Submitted::Accepted { ack, batch }) => {
                     self.broadcast(&batch);
                     self.reply(f, "ok", json!(ack));
                 }
-                Submitted::Duplicate(ack) => self.reply(f, "ok", json!(ack)),
+                Ok(Submitted::Duplicate(ack)) => self.reply(f, "ok", json!(ack)),
+                Err(refused) => self.reply(f, "error", json!({"reason": refused.reason()})),
             }
         }
         frames
@@ -427,25 +456,60 @@ fn a_rate_limited_batch_overtaken_by_a_later_one_is_not_lost() {
     assert_eq!(batch_ids(&sent), [1, 2]);
     // The server limits the first and takes the second.
     h.reply(&sent[0], "error", json!({"reason": "rate_limited"}));
-    let second: tandem_core::room::IncomingBatch =
-        serde_json::from_value(sent[1].payload.clone()).unwrap();
-    let tandem_core::room::Submitted::Accepted { ack, batch } =
-        h.room.submit("me", "u", second).unwrap()
-    else {
-        panic!()
-    };
+    let (ack, batch) = h.sequence(&sent[1]);
     h.broadcast(&batch);
     h.reply(&sent[1], "ok", json!(ack));
-    let wait = h.client.poll_timeout().unwrap() - h.now;
-    h.advance(wait);
+    h.wait_for_timer();
     h.serve();
     assert!(
         h.room.document().get("a").is_some(),
         "the limited edit reached the server"
     );
-    assert_eq!(h.client.document(), h.room.document());
-    assert!(!h
-        .events()
-        .iter()
-        .any(|e| matches!(e, Event::Rejected { .. })));
+    h.assert_converged_without_refusals();
+}
+
+/// The journal failed on a batch (`unavailable`) and a later one went through
+/// once the room recovered. The first stays in the view when the second is
+/// acknowledged; resent under its old id the server answers that it was never
+/// sequenced, so it goes again under a fresh id: neither lost nor applied
+/// twice.
+#[test]
+fn an_unavailable_batch_overtaken_by_a_later_one_is_not_lost() {
+    let mut h = Harness::joined();
+    h.client.edit(h.now, vec![add("a")]);
+    h.client.edit(h.now, vec![add("b")]);
+    let sent = h.sent();
+    assert_eq!(batch_ids(&sent), [1, 2]);
+    h.reply(&sent[0], "error", json!({"reason": "unavailable"}));
+    let (ack, batch) = h.sequence(&sent[1]);
+    h.broadcast(&batch);
+    h.reply(&sent[1], "ok", json!(ack));
+    assert!(
+        h.client.document().get("a").is_some(),
+        "kept while its fate is unknown"
+    );
+    h.wait_for_timer();
+    assert_eq!(batch_ids(&h.serve()), [1], "resent under its old id first");
+    h.wait_for_timer();
+    assert_eq!(batch_ids(&h.serve()), [3], "then under a fresh one");
+    assert!(h.room.document().get("a").is_some(), "the edit landed");
+    assert_eq!(h.room.seq(), 2, "once");
+    h.assert_converged_without_refusals();
+}
+
+/// The same refusal, but the journal did make the batch durable: its resend
+/// is answered as a duplicate and nothing is applied twice.
+#[test]
+fn an_unavailable_batch_that_was_sequenced_after_all_is_acknowledged_once() {
+    let mut h = Harness::joined();
+    h.client.edit(h.now, vec![add("a")]);
+    let sent = h.sent();
+    let (_, batch) = h.sequence(&sent[0]);
+    h.reply(&sent[0], "error", json!({"reason": "unavailable"}));
+    h.broadcast(&batch);
+    h.wait_for_timer();
+    h.serve();
+    assert_eq!(h.room.seq(), 1);
+    assert_eq!(h.client.replica().pending().len(), 0);
+    h.assert_converged_without_refusals();
 }

@@ -192,7 +192,10 @@ impl Replica {
                 });
             }
             if batch.client_id == self.client_id {
-                self.pending.retain(|p| p.batch_id > batch.batch_id);
+                // Only that batch: an earlier one still pending was skipped
+                // (its answer, `unavailable`, may even have been lost with
+                // the connection) and will be answered on its resend.
+                self.pending.retain(|p| p.batch_id != batch.batch_id);
                 received.acked.push(batch.batch_id);
             }
         }
@@ -204,7 +207,7 @@ impl Replica {
     /// the batch's broadcast will never come again, so it leaves the queue.
     pub fn acknowledged(&mut self, batch_id: u64, acked_seq: u64) {
         if acked_seq <= self.seq {
-            self.forget(|p| p.batch_id <= batch_id);
+            self.forget(|p| p.batch_id == batch_id);
         }
     }
 
@@ -215,9 +218,10 @@ impl Replica {
 
     /// Gives pending batch `batch_id` a fresh id after all others and moves
     /// it last, for a batch the server certainly never applied (refused
-    /// before reaching the room, e.g. `rate_limited`) while later ones may
-    /// already be sequenced: resent under its old id it would be refused as
-    /// stale, and the edit lost. Returns the new id.
+    /// before reaching the room, e.g. `rate_limited`, or answered
+    /// `not_sequenced`) while later ones may already be sequenced: resent
+    /// under its old id it would be refused, and the edit lost. Returns the
+    /// new id.
     pub fn rekey(&mut self, batch_id: u64) -> Option<u64> {
         let index = self.pending.iter().position(|p| p.batch_id == batch_id)?;
         self.unwind();

@@ -84,6 +84,8 @@ pub enum Rejection {
     InvalidClientId,
     #[error("batch {batch_id} is older than the retry window")]
     StaleBatch { batch_id: u64 },
+    #[error("batch {batch_id} was never sequenced, and a later batch of this client was: send it again under a new batch_id")]
+    NotSequenced { batch_id: u64 },
 }
 
 impl Rejection {
@@ -94,6 +96,7 @@ impl Rejection {
             Rejection::TooManyDiffs { .. } => "too_many_diffs",
             Rejection::InvalidClientId => "invalid_client_id",
             Rejection::StaleBatch { .. } => "stale_batch",
+            Rejection::NotSequenced { .. } => "not_sequenced",
         }
     }
 }
@@ -135,6 +138,26 @@ pub enum ReplayError {
 struct ClientRecord {
     last_batch_id: u64,
     recent: VecDeque<(u64, Ack)>,
+}
+
+impl ClientRecord {
+    /// The answer to `batch_id` at or below the last one sequenced: its
+    /// original ack; or, when it is not among the remembered ones although
+    /// every id sequenced since the oldest remembered one is, the certainty
+    /// that it was never sequenced (a batch refused as `unavailable` while
+    /// a later one went through): the client can then send it again under a
+    /// new id without any risk of applying it twice. Older ids are unknown.
+    fn retry(&self, batch_id: u64) -> Result<Submitted, Rejection> {
+        if let Some((_, ack)) = self.recent.iter().find(|(id, _)| *id == batch_id) {
+            return Ok(Submitted::Duplicate(ack.clone()));
+        }
+        let remembers_all = self.recent.len() < RETRY_WINDOW;
+        let oldest = self.recent.front().map_or(0, |(id, _)| *id);
+        if remembers_all || batch_id > oldest {
+            return Err(Rejection::NotSequenced { batch_id });
+        }
+        Err(Rejection::StaleBatch { batch_id })
+    }
 }
 
 /// Bounds on the recent-batch log kept for catch-up.
@@ -199,14 +222,7 @@ impl Room {
         }
         if let Some(record) = self.clients.get(client_id) {
             if batch.batch_id <= record.last_batch_id {
-                return record
-                    .recent
-                    .iter()
-                    .find(|(id, _)| *id == batch.batch_id)
-                    .map(|(_, ack)| Submitted::Duplicate(ack.clone()))
-                    .ok_or(Rejection::StaleBatch {
-                        batch_id: batch.batch_id,
-                    });
+                return record.retry(batch.batch_id);
             }
         }
         let max = self.doc.limits().max_diffs_per_batch;

@@ -264,9 +264,77 @@ fn room_answers_retries_with_the_original_ack() {
                 diffs: vec![]
             }
         ),
-        Err(Rejection::StaleBatch { batch_id: 7 })
+        Err(Rejection::NotSequenced { batch_id: 7 }),
+        "every id of this client since its first is remembered: 7 never was"
     );
     assert_eq!(room.seq(), 2);
+}
+
+#[test]
+fn a_skipped_id_is_known_never_sequenced_only_inside_the_retry_window() {
+    let mut room = Room::new(Limits::default(), LogBounds::default());
+    let retry = |room: &mut Room, batch_id| {
+        let batch = IncomingBatch {
+            batch_id,
+            diffs: vec![],
+        };
+        room.submit("c", "u", batch)
+    };
+    let window = tandem_core::room::RETRY_WINDOW as u64;
+    // Ids 2, 4, 6, ...: the odd ones are never sequenced.
+    for n in 1..=window + 10 {
+        submit(&mut room, "c", 2 * n, vec![]);
+    }
+    // The window holds the last `window` even ids, from 22 up.
+    assert!(matches!(retry(&mut room, 22), Ok(Submitted::Duplicate(_))));
+    assert_eq!(
+        retry(&mut room, 23),
+        Err(Rejection::NotSequenced { batch_id: 23 })
+    );
+    for forgotten in [1, 20, 21] {
+        assert_eq!(
+            retry(&mut room, forgotten),
+            Err(Rejection::StaleBatch {
+                batch_id: forgotten
+            }),
+            "{forgotten} may or may not have been sequenced"
+        );
+    }
+    assert_eq!(room.seq(), window + 10);
+}
+
+/// A batch the server skipped (answered `unavailable`, an answer that may
+/// even be lost with the connection) while a later one went through: the
+/// later one's acknowledgement must not take it out of the view.
+#[test]
+fn replica_keeps_a_skipped_batch_until_its_own_answer() {
+    let mut room = Room::new(Limits::default(), LogBounds::default());
+    let mut me = Replica::new("me", 0, Document::default(), 1);
+    let first = me.edit(vec![add("a", &[])]).batch_id.unwrap();
+    let second = me.edit(vec![add("b", &[])]).batch_id.unwrap();
+    let diffs: Vec<Vec<Diff>> = me.pending().map(|p| p.diffs.clone()).collect();
+    let send = |room: &mut Room, batch_id, diffs: &Vec<Diff>| {
+        let diffs = diffs.clone();
+        room.submit("me", "u", IncomingBatch { batch_id, diffs })
+    };
+    let Ok(Submitted::Accepted { batch, ack }) = send(&mut room, second, &diffs[1]) else {
+        panic!("sequenced")
+    };
+    me.receive([batch.as_ref()]).unwrap();
+    me.acknowledged(second, ack.seq);
+    let pending: Vec<u64> = me.pending().map(|p| p.batch_id).collect();
+    assert_eq!(pending, [first]);
+    assert!(me.document().get("a").is_some());
+    // Its resend is answered: never sequenced. Under a fresh id it lands.
+    let refused = send(&mut room, first, &diffs[0]);
+    assert_eq!(refused, Err(Rejection::NotSequenced { batch_id: first }));
+    let fresh = me.rekey(first).unwrap();
+    let Ok(Submitted::Accepted { batch, .. }) = send(&mut room, fresh, &diffs[0]) else {
+        panic!("sequenced under the fresh id")
+    };
+    me.receive([batch.as_ref()]).unwrap();
+    assert_eq!(me.pending().len(), 0);
+    assert_eq!(me.document(), room.document());
 }
 
 #[test]

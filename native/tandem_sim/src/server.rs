@@ -32,6 +32,8 @@ pub struct Durable {
     pub seq: u64,
     pub client_id: String,
     pub batch_id: u64,
+    /// The diffs as the client sent them (JSON), to tell which edit this was.
+    pub sent: String,
 }
 
 /// A frame's `join_ref` or `ref`.
@@ -69,6 +71,9 @@ pub struct SimServer {
     history: BTreeMap<u64, Durable>,
     pub snapshot_every: usize,
     pub restarts: u64,
+    /// The next commit with something to write fails (see `commit`).
+    fail_next_commit: bool,
+    pub journal_failures: u64,
 }
 
 fn bounds() -> LogBounds {
@@ -92,6 +97,8 @@ impl SimServer {
             history: BTreeMap::new(),
             snapshot_every: 50,
             restarts: 0,
+            fail_next_commit: false,
+            journal_failures: 0,
         }
     }
 
@@ -124,6 +131,9 @@ impl SimServer {
     /// Makes everything sequenced durable, then releases its replies and
     /// broadcasts in seq order.
     pub fn commit(&mut self) -> Vec<Outgoing> {
+        if self.fail_next_commit && !self.unjournaled.is_empty() {
+            return self.journal_failed();
+        }
         for (durable, entry) in self.unjournaled.drain(..) {
             self.history.insert(durable.seq, durable);
             self.journal.push(entry);
@@ -145,6 +155,37 @@ impl SimServer {
         out
     }
 
+    /// Arms (or, when the faults stop, disarms) a storage failure: the next
+    /// commit that has something to write fails.
+    pub fn fail_next_commit(&mut self, armed: bool) {
+        self.fail_next_commit = armed;
+    }
+
+    /// As the real room when a journal write fails: every batch waiting for
+    /// it is answered `unavailable`, and the room starts again from what was
+    /// durable while connections and channels stay, so batches sent after
+    /// the failed ones may be sequenced before their resend.
+    fn journal_failed(&mut self) -> Vec<Outgoing> {
+        self.fail_next_commit = false;
+        self.journal_failures += 1;
+        self.unjournaled.clear();
+        self.reload();
+        let failed = json!({"reason": "unavailable", "message": "the journal write failed"});
+        std::mem::take(&mut self.held)
+            .into_iter()
+            .map(|held| Outgoing {
+                conn: held.conn,
+                frame: reply(
+                    &held.join_ref,
+                    &held.ref_,
+                    &held.topic,
+                    "error",
+                    failed.clone(),
+                ),
+            })
+            .collect()
+    }
+
     /// A crash and restart: whatever was not durable is gone, every
     /// connection drops, and the room comes back from snapshot + journal.
     pub fn restart(&mut self) {
@@ -152,6 +193,11 @@ impl SimServer {
         self.members.clear();
         self.held.clear();
         self.unjournaled.clear();
+        self.reload();
+    }
+
+    /// The room as storage has it: the snapshot plus the journal after it.
+    fn reload(&mut self) {
         let mut room = match &self.snapshot {
             Some(bytes) => Room::restore(bytes, Limits::default(), bounds()).expect("own snapshot"),
             None => Room::new(Limits::default(), bounds()),
@@ -285,12 +331,14 @@ impl SimServer {
         user_id: &str,
         batch: IncomingBatch,
     ) -> Vec<Outgoing> {
+        let sent = serde_json::to_string(&batch.diffs).expect("diffs encode");
         let (response, broadcast) = match self.room.submit(client_id, user_id, batch) {
             Ok(Submitted::Accepted { ack, batch }) => {
                 let durable = Durable {
                     seq: batch.seq,
                     client_id: batch.client_id.clone(),
                     batch_id: batch.batch_id,
+                    sent,
                 };
                 self.unjournaled
                     .push((durable, JournalEntry::encode(&batch, &ack)));

@@ -3,19 +3,23 @@
 //! simulated network (per-connection FIFO links with seeded latency, so
 //! messages interleave differently across connections), while faults cut
 //! connections, stall links past the heartbeat timeout, restart clients
-//! (losing whatever was not acknowledged) and restart the server (keeping
-//! only what was durable). Everything is drawn from one seeded PRNG and
-//! virtual time, so a seed replays exactly.
+//! (losing whatever was not acknowledged), restart the server (keeping
+//! only what was durable) and fail journal writes (the server answers
+//! `unavailable` and reloads while connections stay). Everything is drawn
+//! from one seeded PRNG and virtual time, so a seed replays exactly.
 //!
 //! After the workload the network heals and goes quiet; the verdict is that
-//! every client's confirmed document and checksum equal the server's and
-//! that every batch a client saw acknowledged is in the durable history.
+//! every client's confirmed document and checksum equal the server's, that
+//! every batch a client saw acknowledged is in the durable history, that no
+//! batch was refused whole, and that every batch a client made reached the
+//! durable history exactly once (unless its client restarted before the
+//! ack): the edit ledger, which catches edits dropped without a word.
 
 use crate::server::{ConnId, SimServer};
 use crate::workload::{next_operation, Operation};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use tandem_client::{Client, Config, Event, Millis};
 
 /// What a run is asked to do.
@@ -25,6 +29,10 @@ pub struct SimConfig {
     pub clients: usize,
     pub ops: usize,
     pub faults: bool,
+    /// With faults: journal writes that fail too (the server answers
+    /// `unavailable` and reloads from what was durable). Off for replaying
+    /// seeds found before this fault existed.
+    pub journal_faults: bool,
 }
 
 /// What a run counted.
@@ -41,6 +49,9 @@ pub struct Counters {
     pub mismatches_healed: u64,
     pub client_restarts: u64,
     pub server_restarts: u64,
+    pub journal_failures: u64,
+    /// Batches the server refused whole (each an edit lost).
+    pub refused: u64,
 }
 
 impl Counters {
@@ -56,6 +67,8 @@ impl Counters {
         self.mismatches_healed += other.mismatches_healed;
         self.client_restarts += other.client_restarts;
         self.server_restarts += other.server_restarts;
+        self.journal_failures += other.journal_failures;
+        self.refused += other.refused;
     }
 }
 
@@ -78,6 +91,7 @@ enum Ev {
     Stall(usize),
     RestartClient(usize),
     RestartServer,
+    JournalFails,
 }
 
 struct Peer {
@@ -100,8 +114,19 @@ struct World {
     next_conn: ConnId,
     commit_scheduled: bool,
     faults: bool,
+    journal_faults: bool,
     counters: Counters,
     mismatch_open: bool,
+    /// Each refused batch, as `client/batch: reason`.
+    refusals: Vec<String>,
+    /// (client_id, diffs as sent) → batches made by clients minus batches
+    /// made durable: at the end no edit may be missing (unless its client
+    /// restarted, losing what was unacknowledged) and none counted twice.
+    ledger: BTreeMap<(String, String), i64>,
+    /// Client ids of restarted clients.
+    dead: BTreeSet<String>,
+    /// How much of the server's history the ledger has seen.
+    ledger_seq: u64,
 }
 
 const PROJECT: &str = "fuzz";
@@ -198,6 +223,13 @@ impl World {
                     self.counters.mismatches_healed += 1;
                     self.mismatch_open = false;
                 }
+                Event::Rejected { batch_id, reason } => {
+                    // The workload only sends valid batches: a refusal is
+                    // an edit lost.
+                    self.counters.refused += 1;
+                    let client = self.peers[peer].client.config().client_id.clone();
+                    self.refusals.push(format!("{client}/{batch_id}: {reason}"));
+                }
                 _ => {}
             }
         }
@@ -253,11 +285,14 @@ impl World {
                 );
                 let now = self.now;
                 let client = &mut self.peers[peer].client;
-                match op {
+                let batch_id = match op {
                     Operation::Edit(diffs) => client.edit(now, diffs),
                     Operation::Undo => client.undo(now),
                     Operation::Redo => client.redo(now),
                 };
+                if let Some(batch_id) = batch_id {
+                    self.ledger_edit(peer, batch_id);
+                }
                 self.pump(peer);
                 let next = self.rng.random_range(5..60);
                 self.at(now + next, Ev::Op(peer));
@@ -266,6 +301,7 @@ impl World {
                 self.commit_scheduled = false;
                 let out = self.server.commit();
                 self.deliver_outgoing(out);
+                self.ledger_durable();
             }
             Ev::Cut(peer) => {
                 self.cut(peer);
@@ -284,12 +320,14 @@ impl World {
                 self.counters.client_restarts += 1;
                 let p = &mut self.peers[peer];
                 self.counters.add(&stats_of(&p.client));
+                self.dead.insert(p.client.config().client_id.clone());
                 p.generation += 1;
                 let id = format!("client-{peer}-{}", p.generation);
                 let seed = self.rng.random();
                 p.client = Client::new(client_config(PROJECT, id, seed), self.now);
                 self.pump(peer);
             }
+            Ev::JournalFails => self.server.fail_next_commit(true),
             Ev::RestartServer => {
                 self.counters.server_restarts += 1;
                 self.commit_scheduled = false;
@@ -300,6 +338,48 @@ impl World {
                 }
             }
         }
+    }
+
+    /// Counts a batch a client just made.
+    fn ledger_edit(&mut self, peer: usize, batch_id: u64) {
+        let client = &self.peers[peer].client;
+        let made = client.replica().pending().find(|p| p.batch_id == batch_id);
+        let diffs = made.expect("a new batch is pending").diffs.as_slice();
+        let key = (
+            client.config().client_id.clone(),
+            serde_json::to_string(diffs).expect("diffs encode"),
+        );
+        *self.ledger.entry(key).or_default() += 1;
+    }
+
+    /// Counts the batches made durable since the last look.
+    fn ledger_durable(&mut self) {
+        for durable in self
+            .server
+            .history()
+            .range(self.ledger_seq + 1..)
+            .map(|(_, d)| d)
+        {
+            let key = (durable.client_id.clone(), durable.sent.clone());
+            *self.ledger.entry(key).or_default() -= 1;
+        }
+        if let Some(&last) = self.server.history().keys().next_back() {
+            self.ledger_seq = last;
+        }
+    }
+
+    /// An edit missing from the server, or sequenced twice.
+    fn ledger_fault(&self) -> Option<String> {
+        self.ledger.iter().find_map(|((client, diffs), &count)| {
+            let lost = count > 0 && !self.dead.contains(client);
+            match (lost, count < 0) {
+                (true, _) => Some(format!(
+                    "an edit of {client} never reached the server: {diffs}"
+                )),
+                (_, true) => Some(format!("an edit of {client} was sequenced twice: {diffs}")),
+                _ => None,
+            }
+        })
     }
 
     fn schedule_faults(&mut self, horizon: Millis) {
@@ -314,6 +394,14 @@ impl World {
                 _ => Ev::RestartServer,
             };
             self.at(at, ev);
+        }
+        // Drawn after the others, so that seeds run without them replay as
+        // they did before this fault existed.
+        if self.journal_faults {
+            for _ in 0..self.rng.random_range(0..3) {
+                let at = self.rng.random_range(0..horizon.max(1));
+                self.at(at, Ev::JournalFails);
+            }
         }
     }
 
@@ -420,8 +508,13 @@ pub fn run(config: &SimConfig) -> Report {
         next_conn: 0,
         commit_scheduled: false,
         faults: config.faults,
+        journal_faults: config.journal_faults,
         counters: Counters::default(),
         mismatch_open: false,
+        refusals: Vec::new(),
+        ledger: BTreeMap::new(),
+        dead: BTreeSet::new(),
+        ledger_seq: 0,
     };
     for peer in 0..config.clients {
         world.pump(peer);
@@ -437,9 +530,10 @@ pub fn run(config: &SimConfig) -> Report {
     world.queue.retain(|_, e| {
         !matches!(
             e,
-            Ev::Cut(_) | Ev::Stall(_) | Ev::RestartClient(_) | Ev::RestartServer
+            Ev::Cut(_) | Ev::Stall(_) | Ev::RestartClient(_) | Ev::RestartServer | Ev::JournalFails
         )
     });
+    world.server.fail_next_commit(false);
     let mut settled = false;
     for _ in 0..600 {
         let until = world.now + 1_000;
@@ -452,6 +546,7 @@ pub fn run(config: &SimConfig) -> Report {
     for p in &world.peers {
         world.counters.add(&stats_of(&p.client));
     }
+    world.counters.journal_failures = world.server.journal_failures;
     let failure = if settled {
         verdict(&mut world)
     } else {
@@ -468,6 +563,16 @@ pub fn run(config: &SimConfig) -> Report {
 }
 
 fn verdict(world: &mut World) -> Option<String> {
+    world.ledger_durable();
+    if let Some(fault) = world.ledger_fault() {
+        return Some(fault);
+    }
+    if let Some(first) = world.refusals.first() {
+        return Some(format!(
+            "{} batch(es) refused whole, their edits lost (first: {first})",
+            world.refusals.len()
+        ));
+    }
     // Nothing here corrupts state, so a checksum mismatch means the shared
     // core diverged somewhere, even if the client then healed itself.
     if world.counters.mismatches_seen > 0 {

@@ -4,11 +4,21 @@
 use tandem_sim::sim::{run, SimConfig};
 
 fn converges(seed: u64) {
+    converges_with(seed, true);
+}
+
+/// A seed found before journal failures were injected, replayed as found.
+fn converges_as_found(seed: u64) {
+    converges_with(seed, false);
+}
+
+fn converges_with(seed: u64, journal_faults: bool) {
     let report = run(&SimConfig {
         seed,
         clients: 4,
         ops: 100,
         faults: true,
+        journal_faults,
     });
     assert_eq!(report.failure, None, "seed {seed}");
 }
@@ -17,7 +27,7 @@ fn converges(seed: u64) {
 /// never sent them once the resync finished: they stayed pending forever.
 #[test]
 fn seed_339_edits_made_while_resyncing_are_sent_afterwards() {
-    converges(339);
+    converges_as_found(339);
 }
 
 /// The simulated server dropped the broadcast of a sequenced batch when its
@@ -25,7 +35,17 @@ fn seed_339_edits_made_while_resyncing_are_sent_afterwards() {
 /// gap to notice. (The real room broadcasts on commit whoever is connected.)
 #[test]
 fn seed_370_a_batch_is_broadcast_even_if_its_sender_left() {
-    converges(370);
+    converges_as_found(370);
+}
+
+/// A journal write failed on two pipelined batches of a client whose
+/// connection was cut before their `unavailable` arrived; a later batch,
+/// already on its way, was sequenced after the room reloaded. Taking that
+/// batch's ack as settling every earlier one, the client dropped the two
+/// edits without a word (found by the edit ledger of the verdict).
+#[test]
+fn seed_13_batches_skipped_by_a_journal_failure_are_resent_not_dropped() {
+    converges(13);
 }
 
 /// A short sweep, so `cargo test` alone exercises the simulation; the test

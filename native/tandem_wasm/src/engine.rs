@@ -124,8 +124,8 @@ impl Engine {
         self.replica.rejected(batch_id);
     }
 
-    /// The server refused `batch_id` before it reached the room
-    /// (`rate_limited`): it moves last under a fresh id, returned.
+    /// The server certainly never sequenced `batch_id` (`rate_limited`,
+    /// `not_sequenced`): it moves last under a fresh id, returned.
     pub fn rekey(&mut self, batch_id: u64) -> Option<u64> {
         self.replica.rekey(batch_id)
     }

@@ -69,7 +69,8 @@ impl SyncEngine {
         self.inner.rejected(batch_id as u64);
     }
 
-    /// A `rate_limited` batch: moved last under the fresh id returned.
+    /// A `rate_limited` or `not_sequenced` batch: moved last under the fresh
+    /// id returned.
     pub fn rekey(&mut self, batch_id: f64) -> Option<f64> {
         number(self.inner.rekey(batch_id as u64))
     }

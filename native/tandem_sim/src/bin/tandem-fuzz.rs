@@ -84,6 +84,7 @@ fn main() -> ExitCode {
                     clients,
                     ops,
                     faults: !no_faults,
+                    journal_faults: !no_faults,
                 };
                 let report = run(&config);
                 total.add(&report.counters);
@@ -142,6 +143,7 @@ fn main() -> ExitCode {
                 clients,
                 ops,
                 faults: !no_faults,
+                journal_faults: !no_faults,
             });
             println!("{:?}", report.counters);
             match report.failure {
@@ -200,6 +202,7 @@ fn shrink(config: &SimConfig) -> (usize, usize) {
             clients,
             ops,
             faults: config.faults,
+            journal_faults: config.journal_faults,
         })
         .failure
         .is_some()
