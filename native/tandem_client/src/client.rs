@@ -15,6 +15,7 @@
 
 use crate::backoff::Backoff;
 use crate::frame::{BinaryFrame, Envelope, Frame, Incoming};
+use crate::outstanding::Outstanding;
 use crate::presence::{Presence, PresenceChange};
 use crate::Millis;
 use serde::Serialize;
@@ -244,7 +245,7 @@ pub struct Client {
     /// Failed joins of `project:ID` in a row.
     failed_joins: u32,
     heartbeat_at: Option<Millis>,
-    awaiting: BTreeMap<String, (Awaiting, Millis)>,
+    awaiting: Outstanding<Awaiting>,
     /// Batches held while joining or resyncing.
     held: Vec<ServerBatch>,
     resyncing: bool,
@@ -296,7 +297,7 @@ impl Client {
             rejoin_backoff,
             failed_joins: 0,
             heartbeat_at: None,
-            awaiting: BTreeMap::new(),
+            awaiting: Outstanding::default(),
             held: Vec::new(),
             resyncing: false,
             sent_upto: 0,
@@ -357,9 +358,9 @@ impl Client {
                     .filter_map(|c| c.retry_at)
                     .chain(self.side_retry.values().copied())
                     .for_each(&mut at);
-                self.awaiting
-                    .values()
-                    .for_each(|(_, deadline)| at(*deadline));
+                if let Some(deadline) = self.awaiting.next_deadline() {
+                    at(deadline);
+                }
             }
             Conn::Connecting { .. } => {}
         }
@@ -439,7 +440,7 @@ impl Client {
         self.join = Join::Idle;
         self.join_ref = None;
         self.heartbeat_at = None;
-        for (ref_, (what, _)) in std::mem::take(&mut self.awaiting) {
+        for (ref_, what) in self.awaiting.drain() {
             if let Awaiting::ChannelReply(topic) = what {
                 self.events.push_back(Event::PushTimeout { topic, ref_ });
             }
@@ -480,7 +481,7 @@ impl Client {
         };
         if let Some((status, response)) = frame.reply() {
             let waited = frame.ref_.as_ref().and_then(|r| self.awaiting.remove(r));
-            if let Some((what, _)) = waited {
+            if let Some(what) = waited {
                 let ok = status == "ok";
                 self.on_reply(now, frame.ref_.clone(), what, ok, response.clone());
             }
@@ -767,7 +768,7 @@ impl Client {
             let Some(ref_) = frame.ref_ else {
                 return;
             };
-            if let Some((Awaiting::ChannelReply(topic), _)) = self.awaiting.get(&ref_) {
+            if let Some(Awaiting::ChannelReply(topic)) = self.awaiting.get(&ref_) {
                 let topic = topic.clone();
                 self.awaiting.remove(&ref_);
                 self.events.push_back(Event::BinaryReply {
@@ -839,11 +840,7 @@ impl Client {
             }
             Conn::Up => {
                 if self.heartbeat_at.is_some_and(|t| t <= now) {
-                    if self
-                        .awaiting
-                        .values()
-                        .any(|(w, _)| *w == Awaiting::Heartbeat)
-                    {
+                    if self.awaiting.values().any(|w| *w == Awaiting::Heartbeat) {
                         // The last heartbeat was never answered: the link is dead.
                         self.close_requested = true;
                         self.handle_disconnected(now);
@@ -887,16 +884,11 @@ impl Client {
                 for topic in due {
                     self.join_generic(now, &topic);
                 }
-                let expired: Vec<String> = self
+                let expired = self
                     .awaiting
-                    .iter()
-                    .filter(|(_, (w, deadline))| *deadline <= now && *w != Awaiting::Heartbeat)
-                    .map(|(r, _)| r.clone())
-                    .collect();
-                for r in expired {
-                    if let Some((what, _)) = self.awaiting.remove(&r) {
-                        self.on_timeout(now, Some(r), what);
-                    }
+                    .take_expired(now, |w| *w != Awaiting::Heartbeat);
+                for (r, what) in expired {
+                    self.on_timeout(now, Some(r), what);
                 }
             }
             _ => {}
@@ -1006,7 +998,7 @@ impl Client {
         };
         self.transmit_parts(envelope, &payload);
         self.awaiting
-            .insert(ref_, (what, now + self.config.push_timeout_ms));
+            .insert(ref_, what, now + self.config.push_timeout_ms);
     }
 
     /// When to join `project:ID` again after a refusal or an error: the

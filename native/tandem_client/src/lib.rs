@@ -17,6 +17,7 @@ pub mod client;
 #[cfg(feature = "tokio")]
 pub mod driver;
 pub mod frame;
+mod outstanding;
 pub mod presence;
 
 pub use client::{Client, Config, Event, Stats, Vsn};

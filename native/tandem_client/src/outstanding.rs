@@ -1,0 +1,103 @@
+//! Pushes waiting for their reply, by ref, with their deadlines indexed too.
+//! The embedder asks for the next timer after every input, and a busy client
+//! has many pushes in flight: the earliest deadline must not cost a scan.
+
+use crate::Millis;
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Debug)]
+pub(crate) struct Outstanding<W> {
+    by_ref: BTreeMap<String, (W, Millis)>,
+    by_deadline: BTreeSet<(Millis, String)>,
+}
+
+impl<W> Default for Outstanding<W> {
+    fn default() -> Self {
+        Outstanding {
+            by_ref: BTreeMap::new(),
+            by_deadline: BTreeSet::new(),
+        }
+    }
+}
+
+impl<W> Outstanding<W> {
+    pub(crate) fn insert(&mut self, ref_: String, what: W, deadline: Millis) {
+        if let Some((_, old)) = self.by_ref.insert(ref_.clone(), (what, deadline)) {
+            self.by_deadline.remove(&(old, ref_.clone()));
+        }
+        self.by_deadline.insert((deadline, ref_));
+    }
+
+    pub(crate) fn remove(&mut self, ref_: &str) -> Option<W> {
+        let (what, deadline) = self.by_ref.remove(ref_)?;
+        self.by_deadline.remove(&(deadline, ref_.to_owned()));
+        Some(what)
+    }
+
+    pub(crate) fn get(&self, ref_: &str) -> Option<&W> {
+        self.by_ref.get(ref_).map(|(what, _)| what)
+    }
+
+    pub(crate) fn values(&self) -> impl Iterator<Item = &W> {
+        self.by_ref.values().map(|(what, _)| what)
+    }
+
+    /// The earliest deadline of all.
+    pub(crate) fn next_deadline(&self) -> Option<Millis> {
+        self.by_deadline.first().map(|(deadline, _)| *deadline)
+    }
+
+    /// Removes the pushes due at `now` that `expires` accepts, in ref order.
+    pub(crate) fn take_expired(
+        &mut self,
+        now: Millis,
+        expires: impl Fn(&W) -> bool,
+    ) -> Vec<(String, W)> {
+        let mut due: Vec<String> = self
+            .by_deadline
+            .iter()
+            .take_while(|(deadline, _)| *deadline <= now)
+            .filter(|(_, ref_)| self.get(ref_).is_some_and(&expires))
+            .map(|(_, ref_)| ref_.clone())
+            .collect();
+        due.sort_unstable();
+        due.into_iter()
+            .filter_map(|ref_| Some((ref_.clone(), self.remove(&ref_)?)))
+            .collect()
+    }
+
+    /// Removes every push, in ref order.
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = (String, W)> {
+        self.by_deadline.clear();
+        std::mem::take(&mut self.by_ref)
+            .into_iter()
+            .map(|(ref_, (what, _))| (ref_, what))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Outstanding;
+
+    #[test]
+    fn the_next_deadline_follows_inserts_removals_and_expiries() {
+        let mut o = Outstanding::default();
+        o.insert("10".into(), 'a', 300);
+        o.insert("9".into(), 'b', 100);
+        o.insert("11".into(), 'h', 50);
+        assert_eq!(o.next_deadline(), Some(50));
+        o.insert("11".into(), 'h', 400); // the same ref again moves its deadline
+        assert_eq!(o.next_deadline(), Some(100));
+        // Due at 300, except what the filter keeps, in ref order.
+        assert_eq!(
+            o.take_expired(300, |w| *w != 'h'),
+            [("10".into(), 'a'), ("9".into(), 'b')]
+        );
+        assert_eq!(o.next_deadline(), Some(400));
+        assert_eq!(o.remove("11"), Some('h'));
+        assert_eq!((o.next_deadline(), o.remove("11")), (None, None));
+        o.insert("1".into(), 'x', 5);
+        assert_eq!(o.drain().collect::<Vec<_>>(), [("1".into(), 'x')]);
+        assert_eq!(o.next_deadline(), None);
+    }
+}
