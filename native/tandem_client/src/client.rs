@@ -464,8 +464,7 @@ impl Client {
         let decoded = match self.config.vsn {
             Vsn::V2 => {
                 let up = self.conn == Conn::Up;
-                let topic = self.topic();
-                let batch = |t: &str, e: &str| up && e == "batch" && t == topic;
+                let batch = |t: &str, e: &str| up && e == "batch" && self.is_own_topic(t);
                 match Incoming::<ServerBatch>::parse(text, batch) {
                     None => None,
                     Some(incoming) => match incoming.into_frame_or_typed() {
@@ -490,7 +489,7 @@ impl Client {
         if self.conn != Conn::Up {
             return;
         }
-        if frame.topic != self.topic() {
+        if !self.is_own_topic(&frame.topic) {
             self.handle_side_frame(now, frame);
             return;
         }
@@ -928,6 +927,12 @@ impl Client {
 
     fn topic(&self) -> String {
         format!("project:{}", self.config.project)
+    }
+
+    /// Whether `topic` is [`Client::topic`] (asked of every frame, so
+    /// without building the string).
+    fn is_own_topic(&self, topic: &str) -> bool {
+        topic.strip_prefix("project:") == Some(self.config.project.as_str())
     }
 
     fn apply_local(&mut self, now: Millis, diffs: Vec<Diff>, stack: Stack) -> Option<u64> {
