@@ -11,6 +11,7 @@ use crate::checksum::{attr_term, object_term, Checksum};
 use crate::diff::{Attrs, Diff, ObjectId, PARENT, Z};
 use crate::limits::{Limits, ValueFault};
 use crate::zindex;
+use compact_str::CompactString;
 use rustc_hash::FxHashMap;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -74,13 +75,19 @@ pub struct Applied {
 /// Key of the sibling group of root objects.
 const ROOT: &str = "";
 
+/// A string of the sibling index (a parent id, a `z`, a child id). The index
+/// repeats every object's id and `z`, and restoring a snapshot builds it for
+/// every object at once: stored inline (up to 24 bytes, which covers the
+/// short hex `z` values and typical ids), these copies cost no allocation.
+type Name = CompactString;
+
 /// A flat map of objects plus the indices that keep resolution cheap.
 #[derive(Clone, Debug)]
 pub struct Document {
     objects: FxHashMap<ObjectId, Attrs>,
     /// Parent id (or [`ROOT`]) → its children ordered by (z, id); objects
     /// without `z` use the empty string and sort first.
-    children: FxHashMap<String, BTreeSet<(String, ObjectId)>>,
+    children: FxHashMap<Name, BTreeSet<(Name, Name)>>,
     checksum: Checksum,
     limits: Limits,
 }
@@ -324,7 +331,7 @@ impl Document {
         let fresh_z = self.free_z(parent, z, &id);
         let amended = fresh_z.is_some();
         if let Some(fresh) = fresh_z {
-            attrs.insert(Z.to_owned(), Value::String(fresh));
+            attrs.insert(Z.into(), Value::String(fresh));
         }
         sink.invert(|| Diff::Remove { id: id.clone() });
         match &mut sink.applied {
@@ -350,14 +357,14 @@ impl Document {
     /// Enters `id` among the children of `parent` (allocating the group's
     /// key only for a parent's first child).
     fn link(&mut self, parent: &str, z: &str, id: &str) {
-        let entry = (z.to_owned(), id.to_owned());
+        let entry = (Name::from(z), Name::from(id));
         match self.children.get_mut(parent) {
             Some(kids) => {
                 kids.insert(entry);
             }
             None => {
                 self.children
-                    .insert(parent.to_owned(), BTreeSet::from([entry]));
+                    .insert(Name::from(parent), BTreeSet::from([entry]));
             }
         }
     }
@@ -368,7 +375,7 @@ impl Document {
         }
         // Pre-order, so that the inverse re-adds every parent before its children.
         let mut order = Vec::new();
-        let mut stack = vec![id.clone()];
+        let mut stack = vec![Name::from(id.as_str())];
         while let Some(next) = stack.pop() {
             if let Some(kids) = self.children.get(&next) {
                 stack.extend(kids.iter().rev().map(|(_, kid)| kid.clone()));
@@ -376,15 +383,18 @@ impl Document {
             order.push(next);
         }
         // Inverse groups are written in reverse (see `Sink`): children first.
-        for oid in order.into_iter().rev() {
-            let attrs = self.objects.remove(&oid).expect("indexed objects exist");
+        for name in order.into_iter().rev() {
+            let (oid, attrs) = self
+                .objects
+                .remove_entry(name.as_str())
+                .expect("indexed objects exist");
             self.checksum.sub(object_term(&oid));
             for (k, v) in &attrs {
                 self.checksum.sub(attr_term(&oid, k, v));
             }
             let (parent, z) = sibling_key(&attrs);
             self.unlink(parent, z, &oid);
-            self.children.remove(&oid);
+            self.children.remove(name.as_str());
             if let Some(inverse) = &mut sink.inverse {
                 inverse.push(Diff::Add { id: oid, attrs });
             }
@@ -395,7 +405,7 @@ impl Document {
 
     fn unlink(&mut self, parent: &str, z: &str, id: &str) {
         if let Some(kids) = self.children.get_mut(parent) {
-            kids.remove(&(z.to_owned(), id.to_owned()));
+            kids.remove(&(Name::from(z), Name::from(id)));
             if kids.is_empty() {
                 self.children.remove(parent);
             }
@@ -424,7 +434,7 @@ impl Document {
         }
         let (old_parent, z) = sibling_key(attrs);
         let (old_parent, z) = (old_parent.to_owned(), z.to_owned());
-        let target = new_parent.unwrap_or(ROOT).to_owned();
+        let target = Name::from(new_parent.unwrap_or(ROOT));
         let fresh_z = self.free_z(&target, &z, &id);
         let amended = fresh_z.is_some();
         self.unlink(&old_parent, &z, &id);
@@ -439,8 +449,11 @@ impl Document {
             sink.invert(|| Diff::set(id.clone(), Z, old_z));
         }
         sink.invert(|| Diff::set(id.clone(), PARENT, old_parent_value));
-        let new_z = fresh_z.unwrap_or(z);
-        self.children.entry(target).or_default().insert((new_z, id));
+        let new_z = Name::from(fresh_z.unwrap_or(z));
+        self.children
+            .entry(target)
+            .or_default()
+            .insert((new_z, Name::from(id)));
         Ok(amended)
     }
 
@@ -465,9 +478,9 @@ impl Document {
         let value = (!new_z.is_empty()).then(|| Value::String(new_z.clone()));
         let old = self.put_attr(&id, Z, value.clone());
         self.children
-            .entry(parent)
+            .entry(Name::from(parent))
             .or_default()
-            .insert((new_z, id.clone()));
+            .insert((Name::from(new_z.as_str()), Name::from(id.as_str())));
         sink.invert(|| Diff::set(id.clone(), Z, old));
         sink.record(|| Diff::set(id, Z, value));
         Ok(amended)
@@ -483,7 +496,8 @@ impl Document {
         let attrs = self.objects.get(&id).ok_or(DropReason::MissingTarget)?;
         if let Some(v) = &value {
             self.check_attr(&key, v)?;
-            if !attrs.contains_key(&key) && attrs.len() >= self.limits.max_attrs_per_object {
+            if !attrs.contains_key(key.as_str()) && attrs.len() >= self.limits.max_attrs_per_object
+            {
                 return Err(DropReason::TooManyAttributes);
             }
         } else if !Limits::name_ok(&key, self.limits.max_key_bytes) {
@@ -515,7 +529,7 @@ impl Document {
             }
             (Some(v), None) => {
                 self.checksum.add(attr_term(id, key, &v));
-                attrs.insert(key.to_owned(), v)
+                attrs.insert(key.into(), v)
             }
             (None, _) => attrs.remove(key),
         };
@@ -546,7 +560,7 @@ impl Document {
             return None;
         }
         let kids = self.children.get(parent)?;
-        let mut from = kids.range((z.to_owned(), String::new())..);
+        let mut from = kids.range((Name::from(z), Name::default())..);
         let collides = from
             .clone()
             .take_while(|(kz, _)| kz == z)
@@ -568,7 +582,7 @@ impl Document {
 /// the tree once at the end.
 pub(crate) struct Builder {
     objects: FxHashMap<ObjectId, Attrs>,
-    groups: FxHashMap<String, Vec<(String, ObjectId)>>,
+    groups: FxHashMap<Name, Vec<(Name, Name)>>,
     checksum: Checksum,
     /// The checksum the caller vouches for (a snapshot whose bytes matched
     /// their digest); `None` computes it from the objects.
@@ -604,11 +618,11 @@ impl Builder {
                 self.checksum.add(attr_term(&id, k, v));
             }
         }
-        let entry = (z.to_owned(), id.clone());
+        let entry = (Name::from(z), Name::from(id.as_str()));
         match self.groups.get_mut(parent) {
             Some(group) => group.push(entry),
             None => {
-                self.groups.insert(parent.to_owned(), vec![entry]);
+                self.groups.insert(Name::from(parent), vec![entry]);
             }
         }
         match self.objects.entry(id) {
@@ -624,9 +638,9 @@ impl Builder {
         let mut children = FxHashMap::default();
         children.reserve(self.groups.len());
         for (parent, kids) in self.groups {
-            if parent != ROOT && !self.objects.contains_key(&parent) {
+            if parent != ROOT && !self.objects.contains_key(parent.as_str()) {
                 let (_, child) = &kids[0];
-                return Err(SnapshotError::DanglingParent(child.clone()));
+                return Err(SnapshotError::DanglingParent(child.to_string()));
             }
             // Sorting a run that is already sorted (as encoders write
             // groups) is one linear pass.
@@ -741,7 +755,7 @@ impl Serialize for Document {
         let mut map = s.serialize_map(Some(self.objects.len()))?;
         for kids in self.children.values() {
             for (_, id) in kids {
-                map.serialize_entry(id, &self.objects[id])?;
+                map.serialize_entry(id.as_str(), &self.objects[id.as_str()])?;
             }
         }
         map.end()

@@ -11,7 +11,7 @@
 
 use crate::checksum::Checksum;
 use crate::codec::{DecodeError, MAX_DECODE_DEPTH};
-use crate::diff::Attrs;
+use crate::diff::{AttrName, Attrs};
 use crate::document::{Builder, Document, SnapshotError};
 use crate::limits::Limits;
 use rmp::Marker;
@@ -32,7 +32,7 @@ pub(crate) fn read_document(
         let len = reader.map_len()?;
         let mut attrs = Attrs::with_capacity(len.min(reader.rest.len() / 2));
         for _ in 0..len {
-            let key = reader.str()?.to_owned();
+            let key = AttrName::from(reader.str()?);
             let value = reader.value(1)?;
             // Encoders write attributes sorted, so each one appends.
             if let Some((key, value)) = attrs.try_append(key, value) {

@@ -168,7 +168,7 @@ fn hostile_diff() -> impl Strategy<Value = Diff> {
         )
             .prop_map(|(id, attrs)| Diff::Add {
                 id,
-                attrs: attrs.into_iter().collect()
+                attrs: attrs.into_iter().map(|(k, v)| (k.into(), v)).collect()
             }),
         id.clone().prop_map(|id| Diff::Remove { id }),
         (id, key, proptest::option::of(hostile_value())).prop_map(|(id, key, value)| Diff::Set {
