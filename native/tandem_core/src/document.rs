@@ -12,7 +12,7 @@ use crate::diff::{Attrs, Diff, ObjectId, PARENT, Z};
 use crate::limits::{Limits, ValueFault};
 use crate::zindex;
 use compact_str::CompactString;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
@@ -143,18 +143,30 @@ impl Document {
         builder.finish()
     }
 
-    fn reachable_from_roots(&self) -> usize {
-        let mut count = 0;
-        let mut stack: Vec<&str> = vec![ROOT];
-        while let Some(parent) = stack.pop() {
-            if let Some(kids) = self.children.get(parent) {
-                for (_, id) in kids {
-                    count += 1;
-                    stack.push(id);
+    /// Whether every object hangs from the root, every group's parent
+    /// existing. An object is reachable exactly when the parent of its
+    /// sibling group is, so only parents (objects with children, usually
+    /// few) are walked up, each chain once; a walk longer than the number of
+    /// groups has met a cycle.
+    fn all_reach_root(&self) -> bool {
+        let mut reached = FxHashSet::default();
+        reached.insert(ROOT);
+        let mut path = Vec::new();
+        for parent in self.children.keys() {
+            let mut at = parent.as_str();
+            while !reached.contains(at) {
+                if path.len() > self.children.len() {
+                    return false;
+                }
+                path.push(at);
+                match self.objects.get(at) {
+                    Some(attrs) => at = parent_of(attrs).unwrap_or(ROOT),
+                    None => return false,
                 }
             }
+            reached.extend(path.drain(..));
         }
-        count
+        true
     }
 
     /// The limits this document enforces.
@@ -582,7 +594,12 @@ impl Document {
 /// the tree once at the end.
 pub(crate) struct Builder {
     objects: FxHashMap<ObjectId, Attrs>,
-    groups: FxHashMap<Name, Vec<(Name, Name)>>,
+    /// Sibling groups by parent, in the order they first appear. Encoders
+    /// write a group's members one after the other, so an object's group is
+    /// nearly always the last one, found by comparing one name instead of
+    /// hashing it; `group_at` finds the others.
+    groups: Vec<(Name, Vec<(Name, Name)>)>,
+    group_at: FxHashMap<Name, usize>,
     checksum: Checksum,
     /// The checksum the caller vouches for (a snapshot whose bytes matched
     /// their digest); `None` computes it from the objects.
@@ -596,7 +613,8 @@ impl Builder {
         objects.reserve(capacity);
         Builder {
             objects,
-            groups: FxHashMap::default(),
+            groups: Vec::new(),
+            group_at: FxHashMap::default(),
             checksum: Checksum::default(),
             known,
             limits,
@@ -618,13 +636,20 @@ impl Builder {
                 self.checksum.add(attr_term(&id, k, v));
             }
         }
-        let entry = (Name::from(z), Name::from(id.as_str()));
-        match self.groups.get_mut(parent) {
-            Some(group) => group.push(entry),
-            None => {
-                self.groups.insert(Name::from(parent), vec![entry]);
-            }
-        }
+        let at = match self.groups.last() {
+            Some((last, _)) if last == parent => self.groups.len() - 1,
+            _ => match self.group_at.get(parent) {
+                Some(&at) => at,
+                None => {
+                    self.group_at.insert(Name::from(parent), self.groups.len());
+                    self.groups.push((Name::from(parent), Vec::new()));
+                    self.groups.len() - 1
+                }
+            },
+        };
+        self.groups[at]
+            .1
+            .push((Name::from(z), Name::from(id.as_str())));
         match self.objects.entry(id) {
             Entry::Occupied(taken) => Err(SnapshotError::DuplicateId(taken.key().clone())),
             Entry::Vacant(slot) => {
@@ -652,7 +677,7 @@ impl Builder {
             children,
             limits: self.limits,
         };
-        if doc.reachable_from_roots() != doc.objects.len() {
+        if !doc.all_reach_root() {
             return Err(SnapshotError::Cycle);
         }
         Ok(doc)
@@ -707,14 +732,23 @@ fn check_attrs<'a>(limits: &Limits, attrs: &'a Attrs) -> Result<(&'a str, &'a st
     if attrs.len() > limits.max_attrs_per_object {
         return Err(DropReason::TooManyAttributes);
     }
+    // The reserved attributes are picked up on the way (two binary searches
+    // comparing names cost more than the comparisons here); they are judged
+    // after every attribute passed, in the same order as always.
+    let (mut parent, mut z) = (None, None);
     for (k, v) in attrs {
         check_attr(limits, k, v)?;
+        match k.as_str() {
+            PARENT => parent = Some(v),
+            Z => z = Some(v),
+            _ => {}
+        }
     }
-    let parent = match attrs.get(PARENT) {
+    let parent = match parent {
         None => ROOT,
         Some(p) => p.as_str().ok_or(DropReason::InvalidParent)?,
     };
-    let z = match attrs.get(Z) {
+    let z = match z {
         None => "",
         Some(z) => z
             .as_str()

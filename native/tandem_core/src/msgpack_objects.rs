@@ -27,24 +27,70 @@ pub(crate) fn read_document(
     let count = reader.map_len()?;
     // Every entry takes at least two bytes, so the input bounds the reservation.
     let mut builder = Builder::new(limits, count.min(reader.rest.len() / 2), known);
+    let mut names = Names::default();
     for _ in 0..count {
         let id = reader.str()?.to_owned();
         let len = reader.map_len()?;
-        let mut attrs = Attrs::with_capacity(len.min(reader.rest.len() / 2));
-        for _ in 0..len {
-            let key = AttrName::from(reader.str()?);
-            let value = reader.value(1)?;
-            // Encoders write attributes sorted, so each one appends.
-            if let Some((key, value)) = attrs.try_append(key, value) {
-                attrs.insert(key, value);
-            }
-        }
+        let attrs = names.read_attrs(&mut reader, len)?;
         builder.push(id, attrs).map_err(invalid)?;
     }
     if !reader.rest.is_empty() {
         return Err(error("trailing bytes after the objects"));
     }
     builder.finish().map_err(invalid)
+}
+
+/// The attribute names of the object read last, as long as they were in
+/// strictly increasing order. Objects of a document mostly repeat the same
+/// names in the same order, so a name is usually the bytes of the one at the
+/// same position in the previous object: it is then cloned from here (an
+/// inline copy) instead of being checked as UTF-8 and built again, and it
+/// needs no order check either (see [`Names::read_attrs`]).
+#[derive(Default)]
+struct Names {
+    sorted: Vec<AttrName>,
+}
+
+impl Names {
+    /// Reads an object's `len` attributes. Encoders write them sorted by
+    /// name; anything else (unsorted, duplicated) is accepted as before,
+    /// through `LiteMap::insert`, the last duplicate winning.
+    fn read_attrs(&mut self, reader: &mut Reader<'_>, len: usize) -> Result<Attrs, DecodeError> {
+        let names = &mut self.sorted;
+        let mut pairs = Vec::with_capacity(len.min(reader.rest.len() / 2));
+        // Invariant while `sorted`: `names[..i]` equals the names read so
+        // far, which are strictly increasing.
+        let mut sorted = true;
+        for i in 0..len {
+            let raw = reader.str_bytes()?;
+            let key = match names.get(i) {
+                // Equal to `names[i]`, which is greater than `names[i - 1]`,
+                // the name before it: still in order.
+                Some(name) if sorted && name.as_bytes() == raw => name.clone(),
+                _ => {
+                    let key = AttrName::from(utf8(raw)?);
+                    if sorted && pairs.last().is_none_or(|(last, _)| *last < key) {
+                        names.truncate(i);
+                        names.push(key.clone());
+                    } else {
+                        sorted = false;
+                    }
+                    key
+                }
+            };
+            pairs.push((key, reader.value(1)?));
+        }
+        if sorted {
+            return Ok(Attrs::from_sorted_store_unchecked(pairs));
+        }
+        let mut attrs = Attrs::with_capacity(pairs.len());
+        for (key, value) in pairs {
+            if let Some((key, value)) = attrs.try_append(key, value) {
+                attrs.insert(key, value);
+            }
+        }
+        Ok(attrs)
+    }
 }
 
 struct Reader<'a> {
@@ -93,6 +139,16 @@ impl<'a> Reader<'a> {
     }
 
     fn str_after(&mut self, marker: Marker) -> Result<&'a str, DecodeError> {
+        utf8(self.str_bytes_after(marker)?)
+    }
+
+    /// A string's bytes, not yet checked to be UTF-8.
+    fn str_bytes(&mut self) -> Result<&'a [u8], DecodeError> {
+        let marker = self.marker()?;
+        self.str_bytes_after(marker)
+    }
+
+    fn str_bytes_after(&mut self, marker: Marker) -> Result<&'a [u8], DecodeError> {
         let len = match marker {
             Marker::FixStr(n) => usize::from(n),
             Marker::Str8 => self.len(1)?,
@@ -100,7 +156,7 @@ impl<'a> Reader<'a> {
             Marker::Str32 => self.len(4)?,
             _ => return Err(error("expected a string")),
         };
-        std::str::from_utf8(self.take(len)?).map_err(|_| error("a string is not UTF-8"))
+        self.take(len)
     }
 
     fn value(&mut self, depth: usize) -> Result<Value, DecodeError> {
@@ -155,6 +211,10 @@ impl<'a> Reader<'a> {
             _ => return Err(error("binary, extension and reserved types are not values")),
         })
     }
+}
+
+fn utf8(bytes: &[u8]) -> Result<&str, DecodeError> {
+    std::str::from_utf8(bytes).map_err(|_| error("a string is not UTF-8"))
 }
 
 /// serde_json has no NaN or infinity; like its own decoder, they become null.
@@ -219,10 +279,66 @@ mod tests {
         }
     }
 
+    /// Names as written: a few short ones, one too long to be inline, one
+    /// not ASCII; with their prefix relations they exercise the name cache.
+    const NAMES: [&str; 7] = [
+        "a",
+        "b",
+        "ab",
+        "color",
+        "é",
+        "x",
+        "a name of more than 24 bytes",
+    ];
+
+    /// Objects whose attributes are written in any order, duplicates
+    /// included, with small integer values.
+    fn written_objects() -> impl Strategy<Value = Vec<Vec<(usize, u8)>>> {
+        proptest::collection::vec(
+            proptest::collection::vec((0..NAMES.len(), any::<u8>()), 0..6),
+            0..12,
+        )
+    }
+
+    fn write(objects: &[Vec<(usize, u8)>]) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        rmp::encode::write_map_len(&mut bytes, objects.len() as u32).unwrap();
+        for (i, attrs) in objects.iter().enumerate() {
+            rmp::encode::write_str(&mut bytes, &format!("o{i}")).unwrap();
+            rmp::encode::write_map_len(&mut bytes, attrs.len() as u32).unwrap();
+            for &(name, value) in attrs {
+                rmp::encode::write_str(&mut bytes, NAMES[name]).unwrap();
+                rmp::encode::write_uint(&mut bytes, u64::from(value)).unwrap();
+            }
+        }
+        bytes
+    }
+
     proptest! {
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
             let _ = read(&bytes);
+        }
+
+        /// Whatever the order of the names, the attributes read are those
+        /// that inserting them one by one gives (the last duplicate wins).
+        #[test]
+        fn attributes_read_as_inserted_in_any_order(objects in written_objects()) {
+            let expected = objects.iter().enumerate().map(|(i, attrs)| {
+                let mut map = Attrs::new();
+                for &(name, value) in attrs {
+                    map.insert(NAMES[name].into(), Value::from(value));
+                }
+                (format!("o{i}"), map)
+            });
+            let expected = Document::from_objects(expected, Limits::default()).unwrap();
+            let back = read(&write(&objects)).unwrap();
+            for (id, attrs) in expected.objects() {
+                let read = back.get(id).unwrap();
+                prop_assert_eq!(read, attrs);
+                prop_assert!(read.iter().zip(read.iter().skip(1)).all(|(a, b)| a.0 < b.0));
+            }
+            prop_assert_eq!(back.checksum(), expected.full_checksum());
         }
     }
 }
