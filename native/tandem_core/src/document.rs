@@ -758,6 +758,7 @@ fn check_attrs<'a>(limits: &Limits, attrs: &'a Attrs) -> Result<(&'a str, &'a st
     Ok((parent, z))
 }
 
+#[inline]
 fn check_attr(limits: &Limits, key: &str, value: &Value) -> Result<(), DropReason> {
     if !Limits::name_ok(key, limits.max_key_bytes) {
         return Err(DropReason::InvalidKey);

@@ -98,6 +98,7 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         if n > self.rest.len() {
             return Err(error("truncated snapshot"));
@@ -107,6 +108,7 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
+    #[inline]
     fn marker(&mut self) -> Result<Marker, DecodeError> {
         Ok(Marker::from_u8(self.take(1)?[0]))
     }
@@ -143,11 +145,13 @@ impl<'a> Reader<'a> {
     }
 
     /// A string's bytes, not yet checked to be UTF-8.
+    #[inline]
     fn str_bytes(&mut self) -> Result<&'a [u8], DecodeError> {
         let marker = self.marker()?;
         self.str_bytes_after(marker)
     }
 
+    #[inline]
     fn str_bytes_after(&mut self, marker: Marker) -> Result<&'a [u8], DecodeError> {
         let len = match marker {
             Marker::FixStr(n) => usize::from(n),
@@ -213,7 +217,12 @@ impl<'a> Reader<'a> {
     }
 }
 
+#[inline]
 fn utf8(bytes: &[u8]) -> Result<&str, DecodeError> {
+    if bytes.is_ascii() {
+        // SAFETY: ASCII is valid UTF-8.
+        return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
+    }
     std::str::from_utf8(bytes).map_err(|_| error("a string is not UTF-8"))
 }
 
