@@ -163,6 +163,7 @@ impl<'a> Reader<'a> {
         self.take(len)
     }
 
+    #[inline]
     fn value(&mut self, depth: usize) -> Result<Value, DecodeError> {
         if depth > MAX_DECODE_DEPTH {
             return Err(error("value nested too deeply"));
