@@ -642,7 +642,11 @@ impl Builder {
                 Some(&at) => at,
                 None => {
                     self.group_at.insert(Name::from(parent), self.groups.len());
-                    self.groups.push((Name::from(parent), Vec::new()));
+                    // Sibling groups tend to be alike: start the new one
+                    // the size of the last (bounded by what was read).
+                    let like = self.groups.last().map_or(0, |(_, last)| last.len());
+                    self.groups
+                        .push((Name::from(parent), Vec::with_capacity(like)));
                     self.groups.len() - 1
                 }
             },
