@@ -14,7 +14,18 @@ pub type ObjectId = String;
 /// deterministic. A flat sorted vector rather than a B-tree: objects have a
 /// handful of attributes, and a document holds many objects, so the vector
 /// is half the memory and much cheaper to build from a snapshot.
-pub type Attrs = LiteMap<String, Value>;
+///
+/// Names are [`AttrName`]s, not `String`s: every object repeats the same few
+/// short names (`parent`, `z`, `name`, `x`...), and a `String` would make each
+/// of them a heap allocation of its own, six per object in a typical
+/// document, most of a snapshot restore's allocations. They serialize as
+/// plain strings, so the JSON and MessagePack shapes are unchanged.
+pub type Attrs = LiteMap<AttrName, Value>;
+
+/// An attribute name: a string stored inline up to 24 bytes (longer names
+/// spill to the heap), the same size as a `String`. Build one from a `&str`
+/// or a `String` with `.into()`; it derefs to `&str`.
+pub type AttrName = compact_str::CompactString;
 
 /// The reserved attribute naming an object's parent.
 pub const PARENT: &str = "parent";

@@ -11,7 +11,8 @@ use crate::checksum::{attr_term, object_term, Checksum};
 use crate::diff::{Attrs, Diff, ObjectId, PARENT, Z};
 use crate::limits::{Limits, ValueFault};
 use crate::zindex;
-use rustc_hash::FxHashMap;
+use compact_str::CompactString;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
@@ -74,13 +75,19 @@ pub struct Applied {
 /// Key of the sibling group of root objects.
 const ROOT: &str = "";
 
+/// A string of the sibling index (a parent id, a `z`, a child id). The index
+/// repeats every object's id and `z`, and restoring a snapshot builds it for
+/// every object at once: stored inline (up to 24 bytes, which covers the
+/// short hex `z` values and typical ids), these copies cost no allocation.
+type Name = CompactString;
+
 /// A flat map of objects plus the indices that keep resolution cheap.
 #[derive(Clone, Debug)]
 pub struct Document {
     objects: FxHashMap<ObjectId, Attrs>,
     /// Parent id (or [`ROOT`]) → its children ordered by (z, id); objects
     /// without `z` use the empty string and sort first.
-    children: FxHashMap<String, BTreeSet<(String, ObjectId)>>,
+    children: FxHashMap<Name, BTreeSet<(Name, Name)>>,
     checksum: Checksum,
     limits: Limits,
 }
@@ -136,18 +143,30 @@ impl Document {
         builder.finish()
     }
 
-    fn reachable_from_roots(&self) -> usize {
-        let mut count = 0;
-        let mut stack: Vec<&str> = vec![ROOT];
-        while let Some(parent) = stack.pop() {
-            if let Some(kids) = self.children.get(parent) {
-                for (_, id) in kids {
-                    count += 1;
-                    stack.push(id);
+    /// Whether every object hangs from the root, every group's parent
+    /// existing. An object is reachable exactly when the parent of its
+    /// sibling group is, so only parents (objects with children, usually
+    /// few) are walked up, each chain once; a walk longer than the number of
+    /// groups has met a cycle.
+    fn all_reach_root(&self) -> bool {
+        let mut reached = FxHashSet::default();
+        reached.insert(ROOT);
+        let mut path = Vec::new();
+        for parent in self.children.keys() {
+            let mut at = parent.as_str();
+            while !reached.contains(at) {
+                if path.len() > self.children.len() {
+                    return false;
+                }
+                path.push(at);
+                match self.objects.get(at) {
+                    Some(attrs) => at = parent_of(attrs).unwrap_or(ROOT),
+                    None => return false,
                 }
             }
+            reached.extend(path.drain(..));
         }
-        count
+        true
     }
 
     /// The limits this document enforces.
@@ -324,7 +343,7 @@ impl Document {
         let fresh_z = self.free_z(parent, z, &id);
         let amended = fresh_z.is_some();
         if let Some(fresh) = fresh_z {
-            attrs.insert(Z.to_owned(), Value::String(fresh));
+            attrs.insert(Z.into(), Value::String(fresh));
         }
         sink.invert(|| Diff::Remove { id: id.clone() });
         match &mut sink.applied {
@@ -350,14 +369,14 @@ impl Document {
     /// Enters `id` among the children of `parent` (allocating the group's
     /// key only for a parent's first child).
     fn link(&mut self, parent: &str, z: &str, id: &str) {
-        let entry = (z.to_owned(), id.to_owned());
+        let entry = (Name::from(z), Name::from(id));
         match self.children.get_mut(parent) {
             Some(kids) => {
                 kids.insert(entry);
             }
             None => {
                 self.children
-                    .insert(parent.to_owned(), BTreeSet::from([entry]));
+                    .insert(Name::from(parent), BTreeSet::from([entry]));
             }
         }
     }
@@ -368,7 +387,7 @@ impl Document {
         }
         // Pre-order, so that the inverse re-adds every parent before its children.
         let mut order = Vec::new();
-        let mut stack = vec![id.clone()];
+        let mut stack = vec![Name::from(id.as_str())];
         while let Some(next) = stack.pop() {
             if let Some(kids) = self.children.get(&next) {
                 stack.extend(kids.iter().rev().map(|(_, kid)| kid.clone()));
@@ -376,15 +395,18 @@ impl Document {
             order.push(next);
         }
         // Inverse groups are written in reverse (see `Sink`): children first.
-        for oid in order.into_iter().rev() {
-            let attrs = self.objects.remove(&oid).expect("indexed objects exist");
+        for name in order.into_iter().rev() {
+            let (oid, attrs) = self
+                .objects
+                .remove_entry(name.as_str())
+                .expect("indexed objects exist");
             self.checksum.sub(object_term(&oid));
             for (k, v) in &attrs {
                 self.checksum.sub(attr_term(&oid, k, v));
             }
             let (parent, z) = sibling_key(&attrs);
             self.unlink(parent, z, &oid);
-            self.children.remove(&oid);
+            self.children.remove(name.as_str());
             if let Some(inverse) = &mut sink.inverse {
                 inverse.push(Diff::Add { id: oid, attrs });
             }
@@ -395,7 +417,7 @@ impl Document {
 
     fn unlink(&mut self, parent: &str, z: &str, id: &str) {
         if let Some(kids) = self.children.get_mut(parent) {
-            kids.remove(&(z.to_owned(), id.to_owned()));
+            kids.remove(&(Name::from(z), Name::from(id)));
             if kids.is_empty() {
                 self.children.remove(parent);
             }
@@ -424,7 +446,7 @@ impl Document {
         }
         let (old_parent, z) = sibling_key(attrs);
         let (old_parent, z) = (old_parent.to_owned(), z.to_owned());
-        let target = new_parent.unwrap_or(ROOT).to_owned();
+        let target = Name::from(new_parent.unwrap_or(ROOT));
         let fresh_z = self.free_z(&target, &z, &id);
         let amended = fresh_z.is_some();
         self.unlink(&old_parent, &z, &id);
@@ -439,8 +461,11 @@ impl Document {
             sink.invert(|| Diff::set(id.clone(), Z, old_z));
         }
         sink.invert(|| Diff::set(id.clone(), PARENT, old_parent_value));
-        let new_z = fresh_z.unwrap_or(z);
-        self.children.entry(target).or_default().insert((new_z, id));
+        let new_z = Name::from(fresh_z.unwrap_or(z));
+        self.children
+            .entry(target)
+            .or_default()
+            .insert((new_z, Name::from(id)));
         Ok(amended)
     }
 
@@ -465,9 +490,9 @@ impl Document {
         let value = (!new_z.is_empty()).then(|| Value::String(new_z.clone()));
         let old = self.put_attr(&id, Z, value.clone());
         self.children
-            .entry(parent)
+            .entry(Name::from(parent))
             .or_default()
-            .insert((new_z, id.clone()));
+            .insert((Name::from(new_z.as_str()), Name::from(id.as_str())));
         sink.invert(|| Diff::set(id.clone(), Z, old));
         sink.record(|| Diff::set(id, Z, value));
         Ok(amended)
@@ -483,7 +508,8 @@ impl Document {
         let attrs = self.objects.get(&id).ok_or(DropReason::MissingTarget)?;
         if let Some(v) = &value {
             self.check_attr(&key, v)?;
-            if !attrs.contains_key(&key) && attrs.len() >= self.limits.max_attrs_per_object {
+            if !attrs.contains_key(key.as_str()) && attrs.len() >= self.limits.max_attrs_per_object
+            {
                 return Err(DropReason::TooManyAttributes);
             }
         } else if !Limits::name_ok(&key, self.limits.max_key_bytes) {
@@ -515,7 +541,7 @@ impl Document {
             }
             (Some(v), None) => {
                 self.checksum.add(attr_term(id, key, &v));
-                attrs.insert(key.to_owned(), v)
+                attrs.insert(key.into(), v)
             }
             (None, _) => attrs.remove(key),
         };
@@ -546,7 +572,7 @@ impl Document {
             return None;
         }
         let kids = self.children.get(parent)?;
-        let mut from = kids.range((z.to_owned(), String::new())..);
+        let mut from = kids.range((Name::from(z), Name::default())..);
         let collides = from
             .clone()
             .take_while(|(kz, _)| kz == z)
@@ -568,7 +594,12 @@ impl Document {
 /// the tree once at the end.
 pub(crate) struct Builder {
     objects: FxHashMap<ObjectId, Attrs>,
-    groups: FxHashMap<String, Vec<(String, ObjectId)>>,
+    /// Sibling groups by parent, in the order they first appear. Encoders
+    /// write a group's members one after the other, so an object's group is
+    /// nearly always the last one, found by comparing one name instead of
+    /// hashing it; `group_at` finds the others.
+    groups: Vec<(Name, Vec<(Name, Name)>)>,
+    group_at: FxHashMap<Name, usize>,
     checksum: Checksum,
     /// The checksum the caller vouches for (a snapshot whose bytes matched
     /// their digest); `None` computes it from the objects.
@@ -582,7 +613,8 @@ impl Builder {
         objects.reserve(capacity);
         Builder {
             objects,
-            groups: FxHashMap::default(),
+            groups: Vec::new(),
+            group_at: FxHashMap::default(),
             checksum: Checksum::default(),
             known,
             limits,
@@ -604,13 +636,24 @@ impl Builder {
                 self.checksum.add(attr_term(&id, k, v));
             }
         }
-        let entry = (z.to_owned(), id.clone());
-        match self.groups.get_mut(parent) {
-            Some(group) => group.push(entry),
-            None => {
-                self.groups.insert(parent.to_owned(), vec![entry]);
-            }
-        }
+        let at = match self.groups.last() {
+            Some((last, _)) if last == parent => self.groups.len() - 1,
+            _ => match self.group_at.get(parent) {
+                Some(&at) => at,
+                None => {
+                    self.group_at.insert(Name::from(parent), self.groups.len());
+                    // Sibling groups tend to be alike: start the new one
+                    // the size of the last (bounded by what was read).
+                    let like = self.groups.last().map_or(0, |(_, last)| last.len());
+                    self.groups
+                        .push((Name::from(parent), Vec::with_capacity(like)));
+                    self.groups.len() - 1
+                }
+            },
+        };
+        self.groups[at]
+            .1
+            .push((Name::from(z), Name::from(id.as_str())));
         match self.objects.entry(id) {
             Entry::Occupied(taken) => Err(SnapshotError::DuplicateId(taken.key().clone())),
             Entry::Vacant(slot) => {
@@ -624,9 +667,9 @@ impl Builder {
         let mut children = FxHashMap::default();
         children.reserve(self.groups.len());
         for (parent, kids) in self.groups {
-            if parent != ROOT && !self.objects.contains_key(&parent) {
+            if parent != ROOT && !self.objects.contains_key(parent.as_str()) {
                 let (_, child) = &kids[0];
-                return Err(SnapshotError::DanglingParent(child.clone()));
+                return Err(SnapshotError::DanglingParent(child.to_string()));
             }
             // Sorting a run that is already sorted (as encoders write
             // groups) is one linear pass.
@@ -638,7 +681,7 @@ impl Builder {
             children,
             limits: self.limits,
         };
-        if doc.reachable_from_roots() != doc.objects.len() {
+        if !doc.all_reach_root() {
             return Err(SnapshotError::Cycle);
         }
         Ok(doc)
@@ -693,14 +736,23 @@ fn check_attrs<'a>(limits: &Limits, attrs: &'a Attrs) -> Result<(&'a str, &'a st
     if attrs.len() > limits.max_attrs_per_object {
         return Err(DropReason::TooManyAttributes);
     }
+    // The reserved attributes are picked up on the way (two binary searches
+    // comparing names cost more than the comparisons here); they are judged
+    // after every attribute passed, in the same order as always.
+    let (mut parent, mut z) = (None, None);
     for (k, v) in attrs {
         check_attr(limits, k, v)?;
+        match k.as_str() {
+            PARENT => parent = Some(v),
+            Z => z = Some(v),
+            _ => {}
+        }
     }
-    let parent = match attrs.get(PARENT) {
+    let parent = match parent {
         None => ROOT,
         Some(p) => p.as_str().ok_or(DropReason::InvalidParent)?,
     };
-    let z = match attrs.get(Z) {
+    let z = match z {
         None => "",
         Some(z) => z
             .as_str()
@@ -710,6 +762,7 @@ fn check_attrs<'a>(limits: &Limits, attrs: &'a Attrs) -> Result<(&'a str, &'a st
     Ok((parent, z))
 }
 
+#[inline]
 fn check_attr(limits: &Limits, key: &str, value: &Value) -> Result<(), DropReason> {
     if !Limits::name_ok(key, limits.max_key_bytes) {
         return Err(DropReason::InvalidKey);
@@ -741,7 +794,7 @@ impl Serialize for Document {
         let mut map = s.serialize_map(Some(self.objects.len()))?;
         for kids in self.children.values() {
             for (_, id) in kids {
-                map.serialize_entry(id, &self.objects[id])?;
+                map.serialize_entry(id.as_str(), &self.objects[id.as_str()])?;
             }
         }
         map.end()

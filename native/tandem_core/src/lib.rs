@@ -29,7 +29,7 @@ mod snapshot;
 pub mod zindex;
 
 pub use checksum::Checksum;
-pub use diff::{Attrs, Diff, ObjectId};
+pub use diff::{AttrName, Attrs, Diff, ObjectId};
 pub use document::{Document, DropReason, Outcome};
 pub use limits::Limits;
 pub use replica::Replica;

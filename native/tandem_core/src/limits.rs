@@ -51,26 +51,33 @@ pub enum ValueFault {
 impl Limits {
     /// An id or key is acceptable when it is non-empty, short enough and free
     /// of NUL (NUL separates fields in the checksum).
+    /// Inlined and scanned byte by byte: names are short, and a restore
+    /// checks every attribute name of every object.
+    #[inline]
     pub fn name_ok(name: &str, max: usize) -> bool {
-        !name.is_empty() && name.len() <= max && !name.contains('\0')
+        !name.is_empty() && name.len() <= max && name.bytes().all(|b| b != 0)
     }
 
     /// Checks a value's size and depth without recursion, stopping as soon as
     /// a limit is passed, so an adversarial value costs no more than the limit.
+    #[inline]
     pub fn check_value(&self, value: &Value) -> Result<(), ValueFault> {
-        // Scalars, by far the most common values, need no walk.
+        // Scalars, by far the most common values, need no walk (and no call:
+        // this part is inlined into the attribute checks).
         let scalar_size = match value {
-            Value::Array(_) | Value::Object(_) => None,
-            Value::String(s) => Some(s.len() + 2),
-            _ => Some(24),
+            Value::Array(_) | Value::Object(_) => return self.check_nested(value),
+            Value::String(s) => s.len() + 2,
+            _ => 24,
         };
-        if let Some(size) = scalar_size {
-            return match (self.max_value_depth, size > self.max_value_bytes) {
-                (0, _) => Err(ValueFault::TooDeep),
-                (_, true) => Err(ValueFault::TooLarge),
-                _ => Ok(()),
-            };
+        match (self.max_value_depth, scalar_size > self.max_value_bytes) {
+            (0, _) => Err(ValueFault::TooDeep),
+            (_, true) => Err(ValueFault::TooLarge),
+            _ => Ok(()),
         }
+    }
+
+    /// [`Limits::check_value`] of an array or object.
+    fn check_nested(&self, value: &Value) -> Result<(), ValueFault> {
         let mut size = 0usize;
         let mut stack: Vec<(&Value, usize)> = vec![(value, 1)];
         while let Some((v, depth)) = stack.pop() {

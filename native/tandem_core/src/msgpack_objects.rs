@@ -8,10 +8,26 @@
 //! (strings as keys, no binary or extension types, non-finite floats become
 //! `null`), bounds nesting at [`MAX_DECODE_DEPTH`], and fails on truncated or
 //! trailing bytes instead of panicking.
+//!
+//! Where a restore's time went, and what this module does about it (measured
+//! on the 100,000-object bench, BENCHMARKS.md):
+//! - Every object repeats the same few attribute names in the same order.
+//!   [`Names`] keeps the previous object's names: a name whose bytes match is
+//!   cloned (an inline copy, see [`AttrName`]) without a UTF-8 check, a new
+//!   string or an order check, and a sorted object becomes its `Attrs` as is.
+//!   Anything else (new names, unsorted or duplicated names) takes the
+//!   general path, with the same result as inserting one by one.
+//! - Strings are checked as ASCII first (a word at a time) before the general
+//!   UTF-8 validation, which goes byte by byte over short strings.
+//!
+//! The remaining cost is mostly memory: each object still allocates its id,
+//! its attribute vector and one string per string value (`serde_json::Value`
+//! owns its strings), and a restored document's ~60 MB are fresh pages the
+//! kernel zeroes.
 
 use crate::checksum::Checksum;
 use crate::codec::{DecodeError, MAX_DECODE_DEPTH};
-use crate::diff::Attrs;
+use crate::diff::{AttrName, Attrs};
 use crate::document::{Builder, Document, SnapshotError};
 use crate::limits::Limits;
 use rmp::Marker;
@@ -27,18 +43,11 @@ pub(crate) fn read_document(
     let count = reader.map_len()?;
     // Every entry takes at least two bytes, so the input bounds the reservation.
     let mut builder = Builder::new(limits, count.min(reader.rest.len() / 2), known);
+    let mut names = Names::default();
     for _ in 0..count {
         let id = reader.str()?.to_owned();
         let len = reader.map_len()?;
-        let mut attrs = Attrs::with_capacity(len.min(reader.rest.len() / 2));
-        for _ in 0..len {
-            let key = reader.str()?.to_owned();
-            let value = reader.value(1)?;
-            // Encoders write attributes sorted, so each one appends.
-            if let Some((key, value)) = attrs.try_append(key, value) {
-                attrs.insert(key, value);
-            }
-        }
+        let attrs = names.read_attrs(&mut reader, len)?;
         builder.push(id, attrs).map_err(invalid)?;
     }
     if !reader.rest.is_empty() {
@@ -47,11 +56,65 @@ pub(crate) fn read_document(
     builder.finish().map_err(invalid)
 }
 
+/// The attribute names of the object read last, as long as they were in
+/// strictly increasing order. Objects of a document mostly repeat the same
+/// names in the same order, so a name is usually the bytes of the one at the
+/// same position in the previous object: it is then cloned from here (an
+/// inline copy) instead of being checked as UTF-8 and built again, and it
+/// needs no order check either (see [`Names::read_attrs`]).
+#[derive(Default)]
+struct Names {
+    sorted: Vec<AttrName>,
+}
+
+impl Names {
+    /// Reads an object's `len` attributes. Encoders write them sorted by
+    /// name; anything else (unsorted, duplicated) is accepted as before,
+    /// through `LiteMap::insert`, the last duplicate winning.
+    fn read_attrs(&mut self, reader: &mut Reader<'_>, len: usize) -> Result<Attrs, DecodeError> {
+        let names = &mut self.sorted;
+        let mut pairs = Vec::with_capacity(len.min(reader.rest.len() / 2));
+        // Invariant while `sorted`: `names[..i]` equals the names read so
+        // far, which are strictly increasing.
+        let mut sorted = true;
+        for i in 0..len {
+            let raw = reader.str_bytes()?;
+            let key = match names.get(i) {
+                // Equal to `names[i]`, which is greater than `names[i - 1]`,
+                // the name before it: still in order.
+                Some(name) if sorted && name.as_bytes() == raw => name.clone(),
+                _ => {
+                    let key = AttrName::from(utf8(raw)?);
+                    if sorted && pairs.last().is_none_or(|(last, _)| *last < key) {
+                        names.truncate(i);
+                        names.push(key.clone());
+                    } else {
+                        sorted = false;
+                    }
+                    key
+                }
+            };
+            pairs.push((key, reader.value(1)?));
+        }
+        if sorted {
+            return Ok(Attrs::from_sorted_store_unchecked(pairs));
+        }
+        let mut attrs = Attrs::with_capacity(pairs.len());
+        for (key, value) in pairs {
+            if let Some((key, value)) = attrs.try_append(key, value) {
+                attrs.insert(key, value);
+            }
+        }
+        Ok(attrs)
+    }
+}
+
 struct Reader<'a> {
     rest: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         if n > self.rest.len() {
             return Err(error("truncated snapshot"));
@@ -61,6 +124,7 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
+    #[inline]
     fn marker(&mut self) -> Result<Marker, DecodeError> {
         Ok(Marker::from_u8(self.take(1)?[0]))
     }
@@ -93,6 +157,18 @@ impl<'a> Reader<'a> {
     }
 
     fn str_after(&mut self, marker: Marker) -> Result<&'a str, DecodeError> {
+        utf8(self.str_bytes_after(marker)?)
+    }
+
+    /// A string's bytes, not yet checked to be UTF-8.
+    #[inline]
+    fn str_bytes(&mut self) -> Result<&'a [u8], DecodeError> {
+        let marker = self.marker()?;
+        self.str_bytes_after(marker)
+    }
+
+    #[inline]
+    fn str_bytes_after(&mut self, marker: Marker) -> Result<&'a [u8], DecodeError> {
         let len = match marker {
             Marker::FixStr(n) => usize::from(n),
             Marker::Str8 => self.len(1)?,
@@ -100,9 +176,10 @@ impl<'a> Reader<'a> {
             Marker::Str32 => self.len(4)?,
             _ => return Err(error("expected a string")),
         };
-        std::str::from_utf8(self.take(len)?).map_err(|_| error("a string is not UTF-8"))
+        self.take(len)
     }
 
+    #[inline]
     fn value(&mut self, depth: usize) -> Result<Value, DecodeError> {
         if depth > MAX_DECODE_DEPTH {
             return Err(error("value nested too deeply"));
@@ -155,6 +232,15 @@ impl<'a> Reader<'a> {
             _ => return Err(error("binary, extension and reserved types are not values")),
         })
     }
+}
+
+#[inline]
+fn utf8(bytes: &[u8]) -> Result<&str, DecodeError> {
+    if bytes.is_ascii() {
+        // SAFETY: ASCII is valid UTF-8.
+        return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
+    }
+    std::str::from_utf8(bytes).map_err(|_| error("a string is not UTF-8"))
 }
 
 /// serde_json has no NaN or infinity; like its own decoder, they become null.
@@ -219,10 +305,66 @@ mod tests {
         }
     }
 
+    /// Names as written: a few short ones, one too long to be inline, one
+    /// not ASCII; with their prefix relations they exercise the name cache.
+    const NAMES: [&str; 7] = [
+        "a",
+        "b",
+        "ab",
+        "color",
+        "é",
+        "x",
+        "a name of more than 24 bytes",
+    ];
+
+    /// Objects whose attributes are written in any order, duplicates
+    /// included, with small integer values.
+    fn written_objects() -> impl Strategy<Value = Vec<Vec<(usize, u8)>>> {
+        proptest::collection::vec(
+            proptest::collection::vec((0..NAMES.len(), any::<u8>()), 0..6),
+            0..12,
+        )
+    }
+
+    fn write(objects: &[Vec<(usize, u8)>]) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        rmp::encode::write_map_len(&mut bytes, objects.len() as u32).unwrap();
+        for (i, attrs) in objects.iter().enumerate() {
+            rmp::encode::write_str(&mut bytes, &format!("o{i}")).unwrap();
+            rmp::encode::write_map_len(&mut bytes, attrs.len() as u32).unwrap();
+            for &(name, value) in attrs {
+                rmp::encode::write_str(&mut bytes, NAMES[name]).unwrap();
+                rmp::encode::write_uint(&mut bytes, u64::from(value)).unwrap();
+            }
+        }
+        bytes
+    }
+
     proptest! {
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
             let _ = read(&bytes);
+        }
+
+        /// Whatever the order of the names, the attributes read are those
+        /// that inserting them one by one gives (the last duplicate wins).
+        #[test]
+        fn attributes_read_as_inserted_in_any_order(objects in written_objects()) {
+            let expected = objects.iter().enumerate().map(|(i, attrs)| {
+                let mut map = Attrs::new();
+                for &(name, value) in attrs {
+                    map.insert(NAMES[name].into(), Value::from(value));
+                }
+                (format!("o{i}"), map)
+            });
+            let expected = Document::from_objects(expected, Limits::default()).unwrap();
+            let back = read(&write(&objects)).unwrap();
+            for (id, attrs) in expected.objects() {
+                let read = back.get(id).unwrap();
+                prop_assert_eq!(read, attrs);
+                prop_assert!(read.iter().zip(read.iter().skip(1)).all(|(a, b)| a.0 < b.0));
+            }
+            prop_assert_eq!(back.checksum(), expected.full_checksum());
         }
     }
 }

@@ -9,7 +9,7 @@ use tandem_core::{Attrs, Diff, Document, DropReason, Limits, Outcome, Rejection,
 fn attrs(pairs: &[(&str, Value)]) -> Attrs {
     pairs
         .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
+        .map(|(k, v)| ((*k).into(), v.clone()))
         .collect()
 }
 

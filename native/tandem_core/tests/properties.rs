@@ -12,8 +12,9 @@ use common::{batch, sibling_z_unique, Gen};
 use proptest::prelude::*;
 use std::collections::VecDeque;
 use tandem_core::codec;
+use tandem_core::document::SnapshotError;
 use tandem_core::room::{IncomingBatch, LogBounds, Submitted};
-use tandem_core::{Diff, Document, Limits, Replica, Room, ServerBatch};
+use tandem_core::{Attrs, Diff, Document, Limits, Replica, Room, ServerBatch};
 
 /// A document built by `steps` random batches.
 fn random_document(g: &mut Gen, steps: usize) -> Document {
@@ -135,6 +136,50 @@ proptest! {
         let _ = doc.apply(diff);
         prop_assert_eq!(doc.checksum(), doc.full_checksum());
     }
+
+    /// Objects `o0`, `o1`... each with no parent or the id of some `oN`,
+    /// which may not exist, listed in any order: a document is built from
+    /// them exactly when every parent exists and no chain of parents loops,
+    /// and then every object is in the tree.
+    #[test]
+    fn built_documents_are_trees(parents in proptest::collection::vec(proptest::option::of(0usize..12), 0..10)) {
+        let n = parents.len();
+        let objects = parents.iter().enumerate().map(|(i, parent)| {
+            let mut attrs = Attrs::new();
+            if let Some(p) = parent {
+                attrs.insert("parent".into(), serde_json::json!(format!("o{p}")));
+            }
+            (format!("o{i}"), attrs)
+        });
+        let built = Document::from_objects(objects, Limits::default());
+        let loops = (0..n).any(|start| {
+            let mut at = Some(start);
+            for _ in 0..=n {
+                match at {
+                    Some(i) if i < n => at = parents[i],
+                    _ => return false,
+                }
+            }
+            true
+        });
+        match built {
+            Err(SnapshotError::DanglingParent(_)) => prop_assert!(parents.iter().flatten().any(|&p| p >= n)),
+            Err(SnapshotError::Cycle) => prop_assert!(loops && parents.iter().flatten().all(|&p| p < n)),
+            Err(other) => prop_assert!(false, "unexpected {other}"),
+            Ok(doc) => {
+                prop_assert!(!loops && parents.iter().flatten().all(|&p| p < n));
+                let mut stack: Vec<Option<&str>> = vec![None];
+                let mut reached = 0;
+                while let Some(parent) = stack.pop() {
+                    for kid in doc.children(parent) {
+                        reached += 1;
+                        stack.push(Some(kid));
+                    }
+                }
+                prop_assert_eq!(reached, n);
+            }
+        }
+    }
 }
 
 fn hostile_value() -> impl Strategy<Value = serde_json::Value> {
@@ -168,7 +213,7 @@ fn hostile_diff() -> impl Strategy<Value = Diff> {
         )
             .prop_map(|(id, attrs)| Diff::Add {
                 id,
-                attrs: attrs.into_iter().collect()
+                attrs: attrs.into_iter().map(|(k, v)| (k.into(), v)).collect()
             }),
         id.clone().prop_map(|id| Diff::Remove { id }),
         (id, key, proptest::option::of(hostile_value())).prop_map(|(id, key, value)| Diff::Set {

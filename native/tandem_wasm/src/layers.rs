@@ -27,7 +27,7 @@ fn parent_of(doc: &Document, id: &str) -> Option<String> {
 
 /// Adds layer `id` on top of its siblings (`attrs` may name a `parent`).
 pub fn add(doc: &Document, id: &str, attrs: Map<String, Value>) -> Vec<Diff> {
-    let mut attrs: Attrs = attrs.into_iter().collect();
+    let mut attrs: Attrs = attrs.into_iter().map(|(k, v)| (k.into(), v)).collect();
     let parent = attrs.get(PARENT).and_then(Value::as_str).map(str::to_owned);
     attrs.insert(Z.into(), json!(top_z(doc, parent.as_deref())));
     vec![Diff::Add {
@@ -137,6 +137,7 @@ pub fn paint_order(doc: &Document) -> Vec<Value> {
             .cloned()
             .unwrap_or_default()
             .into_iter()
+            .map(|(k, v)| (k.into_string(), v))
             .collect();
         layer.insert("id".into(), json!(id));
         layer.insert("depth".into(), json!(depth));
