@@ -220,7 +220,7 @@ mod tests {
         let diffs = vec![
             Diff::Add {
                 id: "a".into(),
-                attrs: Attrs::from_iter([("z".to_owned(), json!("80"))]),
+                attrs: Attrs::from_iter([("z".into(), json!("80"))]),
             },
             Diff::set("a", "k", None),
             Diff::Remove { id: "a".into() },
