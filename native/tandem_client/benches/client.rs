@@ -76,6 +76,9 @@ fn bench(c: &mut Criterion) {
                 || joined_client(pending),
                 |mut client| {
                     client.handle_frame(1, &frame);
+                    // The pending edits go back on when the view is read:
+                    // part of handling the batch.
+                    client.document();
                     client
                 },
                 BatchSize::LargeInput,

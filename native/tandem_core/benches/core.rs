@@ -156,6 +156,9 @@ fn bench_rebase(c: &mut Criterion) {
                     replica_with_pending,
                     |mut r| {
                         let received = r.receive(&batches).unwrap();
+                        // The pending edits go back on when the view is
+                        // next read: part of the rebase.
+                        r.document();
                         // Returned, so that dropping the replica is not timed.
                         (r, received)
                     },
