@@ -46,15 +46,15 @@ impl Net {
         }
     }
 
-    fn assert_converged(&self) {
-        for engine in &self.engines {
+    fn assert_converged(&mut self) {
+        for engine in &mut self.engines {
             assert_eq!(engine.pending().len(), 0);
             assert_eq!(engine.document(), self.room.document());
             assert_eq!(engine.checksum(), self.room.document().checksum());
         }
     }
 
-    fn names(&self, i: usize) -> Vec<String> {
+    fn names(&mut self, i: usize) -> Vec<String> {
         layers::paint_order(self.engines[i].document())
             .iter()
             .map(|l| l["name"].as_str().unwrap().to_owned())
