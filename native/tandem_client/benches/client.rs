@@ -1,6 +1,12 @@
 //! `cargo bench -p tandem_client`: what one incoming remote batch costs a
 //! client (decode the frame, rebase, checksum check) with 0, 10 and 100
-//! pending local diffs, on a 1,000-object document.
+//! pending local diffs, on a 1,000-object document. On mimalloc, as the
+//! core's benches, the NIF and the simulator: under glibc's allocator the
+//! figures followed the heap left by the previous iteration's client (the
+//! same code measured 2x apart depending on it).
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use serde_json::json;
