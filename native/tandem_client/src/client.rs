@@ -21,7 +21,7 @@ use crate::Millis;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, VecDeque};
-use tandem_core::room::ServerBatch;
+use tandem_core::room::{IncomingBatch, ServerBatch};
 use tandem_core::{Diff, Document, Outcome, Replica};
 
 /// Settings of a client.
@@ -376,12 +376,6 @@ impl Client {
 
     pub fn replica(&self) -> &Replica {
         &self.replica
-    }
-
-    /// The replica, for reading its view ([`Replica::document`] settles a
-    /// deferred rebase, hence `mut`).
-    pub fn replica_mut(&mut self) -> &mut Replica {
-        &mut self.replica
     }
 
     pub fn stats(&self) -> &Stats {
@@ -1036,15 +1030,10 @@ impl Client {
         self.resend_at = None;
     }
 
-    fn send_diffs(&mut self, now: Millis, batch_id: u64, diffs: &[Diff]) {
+    fn send_diffs(&mut self, now: Millis, payload: IncomingBatch) {
         let topic = self.topic();
         let join_ref = self.join_ref.clone();
-        #[derive(Serialize)]
-        struct Batch<'a> {
-            batch_id: u64,
-            diffs: &'a [Diff],
-        }
-        let payload = Batch { batch_id, diffs };
+        let batch_id = payload.batch_id;
         self.push(
             now,
             &topic,
@@ -1063,14 +1052,17 @@ impl Client {
         if self.resend_at.is_some() {
             return;
         }
-        let unsent: Vec<(u64, Vec<Diff>)> = self
+        let unsent: Vec<IncomingBatch> = self
             .replica
             .pending()
             .filter(|p| p.batch_id > self.sent_upto)
-            .map(|p| (p.batch_id, p.diffs.clone()))
+            .map(|p| IncomingBatch {
+                batch_id: p.batch_id,
+                diffs: p.diffs.clone(),
+            })
             .collect();
-        for (batch_id, diffs) in unsent {
-            self.send_diffs(now, batch_id, &diffs);
+        for batch in unsent {
+            self.send_diffs(now, batch);
         }
     }
 

@@ -95,22 +95,6 @@ impl<T: DeserializeOwned> Incoming<T> {
     }
 }
 
-impl Incoming<Value> {
-    /// The frame, whatever its payload.
-    pub fn into_frame(self) -> Frame {
-        let payload = match self.payload {
-            Payload::Typed(value) | Payload::Json(value) => value,
-        };
-        Frame {
-            join_ref: self.join_ref,
-            ref_: self.ref_,
-            topic: self.topic,
-            event: self.event,
-            payload,
-        }
-    }
-}
-
 impl<T> Incoming<T> {
     /// The frame when its payload is JSON; the typed payload otherwise.
     pub fn into_frame_or_typed(self) -> Result<Frame, T> {
@@ -190,7 +174,10 @@ impl Frame {
 
     /// Parses a text frame; `None` when it is not a V2 frame.
     pub fn decode(text: &str) -> Option<Frame> {
-        Some(Incoming::<Value>::parse(text, |_, _| false)?.into_frame())
+        // Nothing is asked typed, so the payload is always JSON.
+        Incoming::<Value>::parse(text, |_, _| false)?
+            .into_frame_or_typed()
+            .ok()
     }
 
     /// For `phx_reply`: the status and the response.

@@ -117,6 +117,19 @@ impl Harness {
         }
     }
 
+    /// Two edits go out; the server refuses the first with `reason` and
+    /// sequences, broadcasts and acknowledges the second.
+    fn overtaken(&mut self, reason: &str) {
+        self.client.edit(self.now, vec![add("a")]);
+        self.client.edit(self.now, vec![add("b")]);
+        let sent = self.sent();
+        assert_eq!(batch_ids(&sent), [1, 2]);
+        self.reply(&sent[0], "error", json!({"reason": reason}));
+        let (ack, batch) = self.sequence(&sent[1]);
+        self.broadcast(&batch);
+        self.reply(&sent[1], "ok", json!(ack));
+    }
+
     /// Moves time to the client's next timer and fires it.
     fn wait_for_timer(&mut self) {
         let wait = self.client.poll_timeout().unwrap() - self.now;
@@ -446,19 +459,11 @@ fn a_rate_limited_batch_is_resent_with_later_ones_in_order_after_a_backoff() {
 }
 
 /// A rate-limited batch never reached the room, but a later one did: resent
-/// under its old id it would be `stale_batch` and the edit rolled back.
+/// under its old id it would be refused and the edit rolled back.
 #[test]
 fn a_rate_limited_batch_overtaken_by_a_later_one_is_not_lost() {
     let mut h = Harness::joined();
-    h.client.edit(h.now, vec![add("a")]);
-    h.client.edit(h.now, vec![add("b")]);
-    let sent = h.sent();
-    assert_eq!(batch_ids(&sent), [1, 2]);
-    // The server limits the first and takes the second.
-    h.reply(&sent[0], "error", json!({"reason": "rate_limited"}));
-    let (ack, batch) = h.sequence(&sent[1]);
-    h.broadcast(&batch);
-    h.reply(&sent[1], "ok", json!(ack));
+    h.overtaken("rate_limited");
     h.wait_for_timer();
     h.serve();
     assert!(
@@ -476,14 +481,7 @@ fn a_rate_limited_batch_overtaken_by_a_later_one_is_not_lost() {
 #[test]
 fn an_unavailable_batch_overtaken_by_a_later_one_is_not_lost() {
     let mut h = Harness::joined();
-    h.client.edit(h.now, vec![add("a")]);
-    h.client.edit(h.now, vec![add("b")]);
-    let sent = h.sent();
-    assert_eq!(batch_ids(&sent), [1, 2]);
-    h.reply(&sent[0], "error", json!({"reason": "unavailable"}));
-    let (ack, batch) = h.sequence(&sent[1]);
-    h.broadcast(&batch);
-    h.reply(&sent[1], "ok", json!(ack));
+    h.overtaken("unavailable");
     assert!(
         h.client.document().get("a").is_some(),
         "kept while its fate is unknown"

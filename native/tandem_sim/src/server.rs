@@ -11,7 +11,7 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use tandem_client::frame::{Incoming, Payload};
+use tandem_client::frame::{Envelope, Incoming, Payload};
 use tandem_core::codec;
 use tandem_core::room::{IncomingBatch, JournalEntry, LogBounds, Submitted};
 use tandem_core::{Checksum, Limits, Room};
@@ -410,7 +410,13 @@ fn catch_up(room: &Room, since: Option<u64>) -> Value {
 
 /// A V2 frame written straight from its payload (no `Value` tree between).
 fn frame(join_ref: &Ref, ref_: &Ref, topic: &str, event: &str, payload: &impl Serialize) -> String {
-    serde_json::to_string(&(join_ref, ref_, topic, event, payload)).expect("frames serialize")
+    let envelope = Envelope {
+        join_ref: join_ref.as_deref(),
+        ref_: ref_.as_deref(),
+        topic,
+        event,
+    };
+    envelope.encode(payload)
 }
 
 fn reply(join_ref: &Ref, ref_: &Ref, topic: &str, status: &str, response: Value) -> String {
