@@ -91,8 +91,29 @@ pub fn attr_term(id: &str, key: &str, value: &Value) -> u64 {
     h.digest()
 }
 
-/// Writes `value` as canonical JSON (see the module doc).
+/// Writes `value` as canonical JSON (see the module doc). Inlined, so that
+/// hashing the usual scalar costs no call; arrays and objects take
+/// [`write_nested`].
+#[inline(always)]
 pub fn write_canonical<W: Write>(out: &mut W, value: &Value) -> io::Result<()> {
+    match value {
+        Value::Array(_) | Value::Object(_) => write_nested(out, value),
+        Value::String(text) => write_str(out, text),
+        Value::Null => out.write_all(b"null"),
+        Value::Bool(true) => out.write_all(b"true"),
+        Value::Bool(false) => out.write_all(b"false"),
+        // Integers through `itoa`, as serde_json prints them, without its
+        // serializer; floats (rarer) as serde_json prints them.
+        Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => out.write_all(itoa::Buffer::new().format(u).as_bytes()),
+            (None, Some(i)) => out.write_all(itoa::Buffer::new().format(i).as_bytes()),
+            _ => serde_json::to_writer(out, n).map_err(io::Error::other),
+        },
+    }
+}
+
+/// [`write_canonical`] of an array or object.
+fn write_nested<W: Write>(out: &mut W, value: &Value) -> io::Result<()> {
     match value {
         Value::Array(items) => {
             out.write_all(b"[")?;
@@ -130,13 +151,13 @@ pub fn write_canonical<W: Write>(out: &mut W, value: &Value) -> io::Result<()> {
             }
             out.write_all(b"}")
         }
-        Value::String(text) => write_str(out, text),
-        scalar => serde_json::to_writer(out, scalar).map_err(io::Error::other),
+        scalar => write_canonical(out, scalar),
     }
 }
 
 /// A JSON string as serde_json writes it; the common string that needs no
 /// escaping is written as is.
+#[inline]
 fn write_str<W: Write>(out: &mut W, text: &str) -> io::Result<()> {
     if text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
         return serde_json::to_writer(out, text).map_err(io::Error::other);
@@ -156,6 +177,7 @@ struct HashWriter {
 }
 
 impl HashWriter {
+    #[inline(always)]
     fn new() -> Self {
         HashWriter {
             buf: [0; 192],
@@ -164,6 +186,7 @@ impl HashWriter {
         }
     }
 
+    #[inline(always)]
     fn feed(&mut self, bytes: &[u8]) {
         if self.stream.is_none() && self.len + bytes.len() <= self.buf.len() {
             self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
@@ -176,6 +199,7 @@ impl HashWriter {
         stream.update(bytes);
     }
 
+    #[inline(always)]
     fn digest(self) -> u64 {
         match self.stream {
             Some(stream) => stream.digest(),
@@ -185,9 +209,16 @@ impl HashWriter {
 }
 
 impl Write for HashWriter {
+    #[inline(always)]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.feed(buf);
         Ok(buf.len())
+    }
+
+    #[inline(always)]
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.feed(buf);
+        Ok(())
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -205,7 +236,7 @@ mod tests {
         let value = json!({
             "b": ["plain", "quote \" backslash \\ newline \n tab \t nul \u{0} del \u{7f}", "é✓/"],
             "a": {"z": 1.5, "é": -3, "Z": null, "": true},
-            "n": [u64::MAX, i64::MIN, 0.1, 1e300],
+            "n": [u64::MAX, i64::MIN, i64::MAX, 0, -1, 0.1, -0.0, 1e300, false],
         });
         let mut written = Vec::new();
         write_canonical(&mut written, &value).unwrap();

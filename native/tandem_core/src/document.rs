@@ -89,6 +89,9 @@ pub struct Document {
     /// without `z` use the empty string and sort first.
     children: FxHashMap<Name, BTreeSet<(Name, Name)>>,
     checksum: Checksum,
+    /// Whether applying diffs keeps `checksum` current; off only inside
+    /// [`Document::undo_to`], which knows the checksum it returns to.
+    summing: bool,
     limits: Limits,
 }
 
@@ -126,6 +129,7 @@ impl Document {
             objects: FxHashMap::default(),
             children: FxHashMap::default(),
             checksum: Checksum::default(),
+            summing: true,
             limits,
         }
     }
@@ -264,6 +268,29 @@ impl Document {
         }
     }
 
+    /// Applies inverse batches (in the order given) that take the document
+    /// back to a state whose checksum the caller kept: a client unwinding
+    /// its pending edits. Nothing is hashed on the way; the checksum is set
+    /// to `checksum` at the end (an inverse restores the exact document, so
+    /// the kept checksum is its checksum).
+    pub(crate) fn undo_to(
+        &mut self,
+        inverses: impl IntoIterator<Item = Vec<Diff>>,
+        checksum: Checksum,
+    ) {
+        self.summing = false;
+        for inverse in inverses {
+            self.apply_quietly(inverse);
+        }
+        self.summing = true;
+        self.checksum = checksum;
+        debug_assert_eq!(
+            self.checksum,
+            self.full_checksum(),
+            "an unwind's kept checksum"
+        );
+    }
+
     /// Applies a batch recording outcomes and the inverse but not what was
     /// applied (a client re-applying its pending edits): values move into
     /// the document instead of being copied for a record.
@@ -357,9 +384,11 @@ impl Document {
     }
 
     fn insert_object(&mut self, id: ObjectId, attrs: Attrs) {
-        self.checksum.add(object_term(&id));
-        for (k, v) in &attrs {
-            self.checksum.add(attr_term(&id, k, v));
+        if self.summing {
+            self.checksum.add(object_term(&id));
+            for (k, v) in &attrs {
+                self.checksum.add(attr_term(&id, k, v));
+            }
         }
         let (parent, z) = sibling_key(&attrs);
         self.link(parent, z, &id);
@@ -400,9 +429,11 @@ impl Document {
                 .objects
                 .remove_entry(name.as_str())
                 .expect("indexed objects exist");
-            self.checksum.sub(object_term(&oid));
-            for (k, v) in &attrs {
-                self.checksum.sub(attr_term(&oid, k, v));
+            if self.summing {
+                self.checksum.sub(object_term(&oid));
+                for (k, v) in &attrs {
+                    self.checksum.sub(attr_term(&oid, k, v));
+                }
             }
             let (parent, z) = sibling_key(&attrs);
             self.unlink(parent, z, &oid);
@@ -534,18 +565,16 @@ impl Document {
     /// current; returns the old value. Indices are the caller's business.
     fn put_attr(&mut self, id: &str, key: &str, value: Option<Value>) -> Option<Value> {
         let attrs = self.objects.get_mut(id).expect("caller checked existence");
+        let summing = self.summing;
+        if let (true, Some(v)) = (summing, &value) {
+            self.checksum.add(attr_term(id, key, v));
+        }
         let old = match (value, attrs.get_mut(key)) {
-            (Some(v), Some(slot)) => {
-                self.checksum.add(attr_term(id, key, &v));
-                Some(std::mem::replace(slot, v))
-            }
-            (Some(v), None) => {
-                self.checksum.add(attr_term(id, key, &v));
-                attrs.insert(key.into(), v)
-            }
+            (Some(v), Some(slot)) => Some(std::mem::replace(slot, v)),
+            (Some(v), None) => attrs.insert(key.into(), v),
             (None, _) => attrs.remove(key),
         };
-        if let Some(o) = &old {
+        if let (true, Some(o)) = (summing, &old) {
             self.checksum.sub(attr_term(id, key, o));
         }
         old
@@ -677,6 +706,7 @@ impl Builder {
         }
         let doc = Document {
             checksum: self.known.unwrap_or(self.checksum),
+            summing: true,
             objects: self.objects,
             children,
             limits: self.limits,

@@ -36,6 +36,10 @@ pub struct Pending {
     /// on the same confirmed state, no rebase is needed (see `receive`).
     applied: Option<Vec<Diff>>,
     checksum_after: Checksum,
+    /// The document's checksum right before this batch was applied: for the
+    /// oldest pending batch, the confirmed state's, which an unwind returns
+    /// to without hashing what it undoes.
+    checksum_before: Checksum,
 }
 
 /// The result of a local edit.
@@ -126,6 +130,7 @@ impl Replica {
     /// Applies a local operation optimistically and queues it for sending.
     pub fn edit(&mut self, diffs: Vec<Diff>) -> LocalEdit {
         self.settle();
+        let checksum_before = self.doc.checksum();
         let result = self.doc.apply_batch(diffs);
         if result.applied.is_empty() {
             return LocalEdit {
@@ -142,6 +147,7 @@ impl Replica {
             diffs: result.applied,
             inverse: result.inverse.clone(),
             checksum_after: self.doc.checksum(),
+            checksum_before,
         });
         LocalEdit {
             batch_id: Some(batch_id),
@@ -262,9 +268,12 @@ impl Replica {
         if cfg!(feature = "broken-rebase") {
             return;
         }
-        for pending in self.pending.iter_mut().rev() {
-            self.doc.apply_quietly(std::mem::take(&mut pending.inverse));
-        }
+        let Some(confirmed) = self.pending.front().map(|p| p.checksum_before) else {
+            return;
+        };
+        let inverses = self.pending.iter_mut().rev();
+        self.doc
+            .undo_to(inverses.map(|p| std::mem::take(&mut p.inverse)), confirmed);
     }
 
     /// Puts the pending batches back on the confirmed state if a rebase
@@ -282,6 +291,7 @@ impl Replica {
     /// recording), which spares a copy of every re-applied value.
     fn reapply(&mut self) {
         for pending in self.pending.iter_mut() {
+            pending.checksum_before = self.doc.checksum();
             let (outcomes, inverse) = self.doc.apply_with_inverse(pending.diffs.clone());
             if outcomes.iter().all(|o| *o == Outcome::Accepted) {
                 pending.inverse = inverse;
