@@ -652,10 +652,23 @@ impl Builder {
 
     /// Adds one object.
     pub(crate) fn push(&mut self, id: ObjectId, attrs: Attrs) -> Result<(), SnapshotError> {
+        let reserved = check_each_attr(&self.limits, &attrs);
+        self.push_checked(id, attrs, reserved)
+    }
+
+    /// Adds one object whose attribute names and values were each checked
+    /// already (a reader that checked them as it read them); `reserved` is
+    /// that check's outcome.
+    pub(crate) fn push_checked(
+        &mut self,
+        id: ObjectId,
+        attrs: Attrs,
+        reserved: Result<Reserved, DropReason>,
+    ) -> Result<(), SnapshotError> {
         if !Limits::name_ok(&id, self.limits.max_id_bytes) {
             return Err(SnapshotError::Limits(id, DropReason::InvalidId));
         }
-        let (parent, z) = match check_attrs(&self.limits, &attrs) {
+        let (parent, z) = match reserved.and_then(|r| r.key(&self.limits, &attrs)) {
             Ok(key) => key,
             Err(reason) => return Err(SnapshotError::Limits(id, reason)),
         };
@@ -763,33 +776,65 @@ pub struct BatchResult {
 /// Checks a new object's attributes and returns its sibling key (see
 /// [`sibling_key`]), looking each reserved attribute up once.
 fn check_attrs<'a>(limits: &Limits, attrs: &'a Attrs) -> Result<(&'a str, &'a str), DropReason> {
-    if attrs.len() > limits.max_attrs_per_object {
-        return Err(DropReason::TooManyAttributes);
-    }
-    // The reserved attributes are picked up on the way (two binary searches
-    // comparing names cost more than the comparisons here); they are judged
-    // after every attribute passed, in the same order as always.
-    let (mut parent, mut z) = (None, None);
-    for (k, v) in attrs {
-        check_attr(limits, k, v)?;
-        match k.as_str() {
-            PARENT => parent = Some(v),
-            Z => z = Some(v),
+    check_each_attr(limits, attrs)?.key(limits, attrs)
+}
+
+/// Where an object's reserved attributes sit among its attributes (by
+/// index), once every name and value passed its own check. Judging the
+/// object as a whole is [`Reserved::key`].
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Reserved {
+    pub parent: Option<usize>,
+    pub z: Option<usize>,
+}
+
+impl Reserved {
+    /// Notes that the attribute at `index` is called `name`.
+    #[inline]
+    pub(crate) fn note(&mut self, index: usize, name: &str) {
+        match name {
+            PARENT => self.parent = Some(index),
+            Z => self.z = Some(index),
             _ => {}
         }
     }
-    let parent = match parent {
-        None => ROOT,
-        Some(p) => p.as_str().ok_or(DropReason::InvalidParent)?,
-    };
-    let z = match z {
-        None => "",
-        Some(z) => z
-            .as_str()
-            .filter(|z| zindex::is_canonical(z))
-            .ok_or(DropReason::MalformedZ)?,
-    };
-    Ok((parent, z))
+
+    /// The object's sibling key (see [`sibling_key`]) after the checks that
+    /// concern the whole object: the attribute count, then `parent` and `z`
+    /// in that order.
+    fn key<'a>(self, limits: &Limits, attrs: &'a Attrs) -> Result<(&'a str, &'a str), DropReason> {
+        if attrs.len() > limits.max_attrs_per_object {
+            return Err(DropReason::TooManyAttributes);
+        }
+        let at = |index: Option<usize>| index.and_then(|i| attrs.get_indexed(i)).map(|(_, v)| v);
+        let parent = match at(self.parent) {
+            None => ROOT,
+            Some(p) => p.as_str().ok_or(DropReason::InvalidParent)?,
+        };
+        let z = match at(self.z) {
+            None => "",
+            Some(z) => z
+                .as_str()
+                .filter(|z| zindex::is_canonical(z))
+                .ok_or(DropReason::MalformedZ)?,
+        };
+        Ok((parent, z))
+    }
+}
+
+/// Checks each attribute's name and value, noting the reserved ones on the
+/// way (two binary searches comparing names cost more than the comparisons
+/// here).
+pub(crate) fn check_each_attr(limits: &Limits, attrs: &Attrs) -> Result<Reserved, DropReason> {
+    if attrs.len() > limits.max_attrs_per_object {
+        return Err(DropReason::TooManyAttributes);
+    }
+    let mut reserved = Reserved::default();
+    for (i, (k, v)) in attrs.iter().enumerate() {
+        check_attr(limits, k, v)?;
+        reserved.note(i, k);
+    }
+    Ok(reserved)
 }
 
 #[inline]

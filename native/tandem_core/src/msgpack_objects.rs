@@ -19,6 +19,13 @@
 //!   general path, with the same result as inserting one by one.
 //! - Strings are checked as ASCII first (a word at a time) before the general
 //!   UTF-8 validation, which goes byte by byte over short strings.
+//! - Names and values are checked against the limits as they are read (a
+//!   cached name once, when cached), and the reserved attributes are located
+//!   on the way, so the builder does not walk the attributes a second time.
+//!   An object that fails a check is checked again the general way, so that
+//!   the refusal is the one any other build gives.
+//! - The scalar path of a value and the string readers are inlined; arrays
+//!   and maps (rare in attributes) take a call.
 //!
 //! The remaining cost is mostly memory: each object still allocates its id,
 //! its attribute vector and one string per string value (`serde_json::Value`
@@ -28,8 +35,9 @@
 use crate::checksum::Checksum;
 use crate::codec::{DecodeError, MAX_DECODE_DEPTH};
 use crate::diff::{AttrName, Attrs};
-use crate::document::{Builder, Document, SnapshotError};
+use crate::document::{check_each_attr, Builder, Document, Reserved, SnapshotError};
 use crate::limits::Limits;
+use crate::DropReason;
 use rmp::Marker;
 use serde_json::{Map, Number, Value};
 
@@ -42,13 +50,13 @@ pub(crate) fn read_document(
     let mut reader = Reader { rest: bytes };
     let count = reader.map_len()?;
     // Every entry takes at least two bytes, so the input bounds the reservation.
-    let mut builder = Builder::new(limits, count.min(reader.rest.len() / 2), known);
+    let mut builder = Builder::new(limits.clone(), count.min(reader.rest.len() / 2), known);
     let mut names = Names::default();
     for _ in 0..count {
         let id = reader.str()?.to_owned();
         let len = reader.map_len()?;
-        let attrs = names.read_attrs(&mut reader, len)?;
-        builder.push(id, attrs).map_err(invalid)?;
+        let (attrs, reserved) = names.read_attrs(&mut reader, len, &limits)?;
+        builder.push_checked(id, attrs, reserved).map_err(invalid)?;
     }
     if !reader.rest.is_empty() {
         return Err(error("trailing bytes after the objects"));
@@ -57,47 +65,66 @@ pub(crate) fn read_document(
 }
 
 /// The attribute names of the object read last, as long as they were in
-/// strictly increasing order. Objects of a document mostly repeat the same
-/// names in the same order, so a name is usually the bytes of the one at the
-/// same position in the previous object: it is then cloned from here (an
-/// inline copy) instead of being checked as UTF-8 and built again, and it
-/// needs no order check either (see [`Names::read_attrs`]).
+/// strictly increasing order and passed the limits. Objects of a document
+/// mostly repeat the same names in the same order, so a name is usually the
+/// bytes of the one at the same position in the previous object: it is then
+/// cloned from here (an inline copy) instead of being checked as UTF-8,
+/// against the limits and built again, and it needs no order check either
+/// (see [`Names::read_attrs`]).
 #[derive(Default)]
 struct Names {
     sorted: Vec<AttrName>,
 }
 
 impl Names {
-    /// Reads an object's `len` attributes. Encoders write them sorted by
-    /// name; anything else (unsorted, duplicated) is accepted as before,
-    /// through `LiteMap::insert`, the last duplicate winning.
-    fn read_attrs(&mut self, reader: &mut Reader<'_>, len: usize) -> Result<Attrs, DecodeError> {
+    /// Reads an object's `len` attributes, checking each name and value
+    /// against `limits` on the way, and says where the reserved ones are
+    /// (what [`Builder::push_checked`] takes). Encoders write attributes
+    /// sorted by name; anything else (unsorted, duplicated) is accepted as
+    /// before, through `LiteMap::insert`, the last duplicate winning, and
+    /// checked afterwards like any object, as is an object with a name or
+    /// value that fails the limits (so that the reason is the one the
+    /// general check gives).
+    fn read_attrs(
+        &mut self,
+        reader: &mut Reader<'_>,
+        len: usize,
+        limits: &Limits,
+    ) -> Result<(Attrs, Result<Reserved, DropReason>), DecodeError> {
         let names = &mut self.sorted;
         let mut pairs = Vec::with_capacity(len.min(reader.rest.len() / 2));
-        // Invariant while `sorted`: `names[..i]` equals the names read so
-        // far, which are strictly increasing.
-        let mut sorted = true;
+        let mut reserved = Reserved::default();
+        let mut faulty_value = false;
+        // Invariant while `usual`: `names[..i]` equals the names read so
+        // far, which are strictly increasing and all passed the limits.
+        let mut usual = true;
         for i in 0..len {
             let raw = reader.str_bytes()?;
             let key = match names.get(i) {
                 // Equal to `names[i]`, which is greater than `names[i - 1]`,
                 // the name before it: still in order.
-                Some(name) if sorted && name.as_bytes() == raw => name.clone(),
+                Some(name) if usual && same_bytes(name.as_bytes(), raw) => name.clone(),
                 _ => {
                     let key = AttrName::from(utf8(raw)?);
-                    if sorted && pairs.last().is_none_or(|(last, _)| *last < key) {
+                    if usual
+                        && Limits::name_ok(&key, limits.max_key_bytes)
+                        && pairs.last().is_none_or(|(last, _)| *last < key)
+                    {
                         names.truncate(i);
                         names.push(key.clone());
                     } else {
-                        sorted = false;
+                        usual = false;
                     }
                     key
                 }
             };
-            pairs.push((key, reader.value(1)?));
+            let value = reader.value(1)?;
+            faulty_value |= limits.check_value(&value).is_err();
+            reserved.note(i, &key);
+            pairs.push((key, value));
         }
-        if sorted {
-            return Ok(Attrs::from_sorted_store_unchecked(pairs));
+        if usual && !faulty_value {
+            return Ok((Attrs::from_sorted_store_unchecked(pairs), Ok(reserved)));
         }
         let mut attrs = Attrs::with_capacity(pairs.len());
         for (key, value) in pairs {
@@ -105,7 +132,8 @@ impl Names {
                 attrs.insert(key, value);
             }
         }
-        Ok(attrs)
+        let reserved = check_each_attr(limits, &attrs);
+        Ok((attrs, reserved))
     }
 }
 
@@ -151,23 +179,25 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline(always)]
     fn str(&mut self) -> Result<&'a str, DecodeError> {
         let marker = self.marker()?;
         self.str_after(marker)
     }
 
+    #[inline(always)]
     fn str_after(&mut self, marker: Marker) -> Result<&'a str, DecodeError> {
         utf8(self.str_bytes_after(marker)?)
     }
 
     /// A string's bytes, not yet checked to be UTF-8.
-    #[inline]
+    #[inline(always)]
     fn str_bytes(&mut self) -> Result<&'a [u8], DecodeError> {
         let marker = self.marker()?;
         self.str_bytes_after(marker)
     }
 
-    #[inline]
+    #[inline(always)]
     fn str_bytes_after(&mut self, marker: Marker) -> Result<&'a [u8], DecodeError> {
         let len = match marker {
             Marker::FixStr(n) => usize::from(n),
@@ -179,11 +209,10 @@ impl<'a> Reader<'a> {
         self.take(len)
     }
 
-    #[inline]
+    /// A value. Inlined, so that the usual scalar costs no call; arrays and
+    /// maps take [`Reader::nested`].
+    #[inline(always)]
     fn value(&mut self, depth: usize) -> Result<Value, DecodeError> {
-        if depth > MAX_DECODE_DEPTH {
-            return Err(error("value nested too deeply"));
-        }
         let marker = self.marker()?;
         Ok(match marker {
             Marker::Null => Value::Null,
@@ -204,37 +233,53 @@ impl<'a> Reader<'a> {
             Marker::FixStr(_) | Marker::Str8 | Marker::Str16 | Marker::Str32 => {
                 Value::String(self.str_after(marker)?.to_owned())
             }
-            Marker::FixArray(_) | Marker::Array16 | Marker::Array32 => {
-                let len = match marker {
-                    Marker::FixArray(n) => usize::from(n),
-                    Marker::Array16 => self.len(2)?,
-                    _ => self.len(4)?,
-                };
-                let mut items = Vec::with_capacity(len.min(self.rest.len()));
-                for _ in 0..len {
-                    items.push(self.value(depth + 1)?);
-                }
-                Value::Array(items)
-            }
-            Marker::FixMap(_) | Marker::Map16 | Marker::Map32 => {
-                let len = match marker {
-                    Marker::FixMap(n) => usize::from(n),
-                    Marker::Map16 => self.len(2)?,
-                    _ => self.len(4)?,
-                };
-                let mut map = Map::new();
-                for _ in 0..len {
-                    let key = self.str()?.to_owned();
-                    map.insert(key, self.value(depth + 1)?);
-                }
-                Value::Object(map)
-            }
+            Marker::FixArray(_)
+            | Marker::Array16
+            | Marker::Array32
+            | Marker::FixMap(_)
+            | Marker::Map16
+            | Marker::Map32 => self.nested(marker, depth)?,
             _ => return Err(error("binary, extension and reserved types are not values")),
         })
     }
+
+    /// The array or map that `marker` starts, at nesting `depth`. No value,
+    /// its items included, lies deeper than [`MAX_DECODE_DEPTH`].
+    fn nested(&mut self, marker: Marker, depth: usize) -> Result<Value, DecodeError> {
+        let (len, is_map) = match marker {
+            Marker::FixArray(n) => (usize::from(n), false),
+            Marker::Array16 => (self.len(2)?, false),
+            Marker::Array32 => (self.len(4)?, false),
+            Marker::FixMap(n) => (usize::from(n), true),
+            Marker::Map16 => (self.len(2)?, true),
+            _ => (self.len(4)?, true),
+        };
+        if depth > MAX_DECODE_DEPTH || (depth == MAX_DECODE_DEPTH && len > 0) {
+            return Err(error("value nested too deeply"));
+        }
+        if is_map {
+            let mut map = Map::new();
+            for _ in 0..len {
+                let key = self.str()?.to_owned();
+                map.insert(key, self.value(depth + 1)?);
+            }
+            return Ok(Value::Object(map));
+        }
+        let mut items = Vec::with_capacity(len.min(self.rest.len()));
+        for _ in 0..len {
+            items.push(self.value(depth + 1)?);
+        }
+        Ok(Value::Array(items))
+    }
 }
 
-#[inline]
+/// Slice equality without a call to `memcmp`, for the few bytes of a name.
+#[inline(always)]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
+#[inline(always)]
 fn utf8(bytes: &[u8]) -> Result<&str, DecodeError> {
     if bytes.is_ascii() {
         // SAFETY: ASCII is valid UTF-8.
@@ -296,6 +341,33 @@ mod tests {
     }
 
     #[test]
+    fn no_value_lies_deeper_than_the_decode_bound() {
+        // An object whose one attribute is `arrays` arrays around `inner`
+        // (an attribute value lies at depth 1).
+        let nested = |arrays: usize, inner: &[u8]| {
+            let mut bytes = vec![0x81, 0xa1, b'a', 0x81, 0xa1, b'v'];
+            bytes.extend(std::iter::repeat_n(0x91, arrays));
+            bytes.extend_from_slice(inner);
+            let limits = Limits {
+                max_value_depth: 2 * MAX_DECODE_DEPTH,
+                ..Limits::default()
+            };
+            read_document(&bytes, limits, None)
+                .map(|_| ())
+                .map_err(|e| e.0)
+        };
+        let too_deep = Err("value nested too deeply".to_owned());
+        let bound = MAX_DECODE_DEPTH;
+        assert_eq!(nested(bound - 1, &[0x01]), Ok(()));
+        assert_eq!(nested(bound, &[0x01]), too_deep);
+        assert_eq!(nested(bound - 1, &[0x90]), Ok(()));
+        assert_eq!(nested(bound - 1, &[0xdc, 0, 0]), Ok(()));
+        assert_eq!(nested(bound, &[0x90]), too_deep);
+        assert_eq!(nested(bound - 1, &[0x80]), Ok(()));
+        assert_eq!(nested(bound - 1, &[0x81, 0xa1, b'k', 0x01]), too_deep);
+    }
+
+    #[test]
     fn announced_lengths_larger_than_the_input_are_errors() {
         for bytes in [
             &[0xdf, 0xff, 0xff, 0xff, 0xff][..],
@@ -306,8 +378,9 @@ mod tests {
     }
 
     /// Names as written: a few short ones, one too long to be inline, one
-    /// not ASCII; with their prefix relations they exercise the name cache.
-    const NAMES: [&str; 7] = [
+    /// not ASCII, two that no limits allow; with their prefix relations they
+    /// exercise the name cache.
+    const NAMES: [&str; 9] = [
         "a",
         "b",
         "ab",
@@ -315,10 +388,32 @@ mod tests {
         "é",
         "x",
         "a name of more than 24 bytes",
+        "",
+        "nul\0",
     ];
 
+    /// Limits that the written objects break in every way they can: long
+    /// names, long string values, many attributes.
+    fn tight() -> Limits {
+        Limits {
+            max_key_bytes: 5,
+            max_value_bytes: 40,
+            max_attrs_per_object: 4,
+            ..Limits::default()
+        }
+    }
+
+    /// The value written for `n`: an integer below 128, else a string of
+    /// `n - 128` bytes.
+    fn value_of(n: u8) -> Value {
+        match n.checked_sub(128) {
+            None => Value::from(n),
+            Some(len) => Value::from("s".repeat(usize::from(len))),
+        }
+    }
+
     /// Objects whose attributes are written in any order, duplicates
-    /// included, with small integer values.
+    /// included, with small integer or string values.
     fn written_objects() -> impl Strategy<Value = Vec<Vec<(usize, u8)>>> {
         proptest::collection::vec(
             proptest::collection::vec((0..NAMES.len(), any::<u8>()), 0..6),
@@ -334,7 +429,12 @@ mod tests {
             rmp::encode::write_map_len(&mut bytes, attrs.len() as u32).unwrap();
             for &(name, value) in attrs {
                 rmp::encode::write_str(&mut bytes, NAMES[name]).unwrap();
-                rmp::encode::write_uint(&mut bytes, u64::from(value)).unwrap();
+                match value_of(value) {
+                    Value::String(text) => rmp::encode::write_str(&mut bytes, &text).unwrap(),
+                    _ => {
+                        rmp::encode::write_uint(&mut bytes, u64::from(value)).unwrap();
+                    }
+                }
             }
         }
         bytes
@@ -346,19 +446,36 @@ mod tests {
             let _ = read(&bytes);
         }
 
-        /// Whatever the order of the names, the attributes read are those
-        /// that inserting them one by one gives (the last duplicate wins).
+        /// Whatever the order of the names, and whether or not names and
+        /// values pass the limits, reading gives what inserting the
+        /// attributes one by one (the last duplicate wins) and building
+        /// gives: the same document, or the same refusal.
         #[test]
-        fn attributes_read_as_inserted_in_any_order(objects in written_objects()) {
+        fn attributes_read_as_inserted_in_any_order(
+            objects in written_objects(),
+            tight_limits in any::<bool>(),
+        ) {
+            let limits = if tight_limits { tight() } else { Limits::default() };
             let expected = objects.iter().enumerate().map(|(i, attrs)| {
                 let mut map = Attrs::new();
                 for &(name, value) in attrs {
-                    map.insert(NAMES[name].into(), Value::from(value));
+                    map.insert(NAMES[name].into(), value_of(value));
                 }
                 (format!("o{i}"), map)
             });
-            let expected = Document::from_objects(expected, Limits::default()).unwrap();
-            let back = read(&write(&objects)).unwrap();
+            let expected = Document::from_objects(expected, limits.clone());
+            let back = read_document(&write(&objects), limits, None);
+            let (expected, back) = match (expected, back) {
+                (Ok(expected), Ok(back)) => (expected, back),
+                (Err(refusal), Err(back)) => {
+                    prop_assert_eq!(refusal.to_string(), back.0);
+                    return Ok(());
+                }
+                (expected, back) => {
+                    prop_assert!(false, "built {:?}, read {:?}", expected.err(), back.err());
+                    unreachable!()
+                }
+            };
             for (id, attrs) in expected.objects() {
                 let read = back.get(id).unwrap();
                 prop_assert_eq!(read, attrs);
