@@ -93,7 +93,7 @@ pub fn attr_term(id: &str, key: &str, value: &Value) -> u64 {
 
 /// Writes `value` as canonical JSON (see the module doc). Inlined, so that
 /// hashing the usual scalar costs no call; arrays and objects take
-/// [`write_nested`].
+/// `write_nested`.
 #[inline(always)]
 pub fn write_canonical<W: Write>(out: &mut W, value: &Value) -> io::Result<()> {
     match value {

@@ -34,7 +34,7 @@ pub const Z: &str = "z";
 
 /// One change to a document.
 ///
-/// Deserialized by hand ([`DiffVisitor`]): serde's derive for an internally
+/// Deserialized by hand (`DiffVisitor`): serde's derive for an internally
 /// tagged enum buffers every diff into an intermediate tree before reading
 /// it again, which cost more than the rest of decoding a batch. The accepted
 /// shapes are those the derive would accept (the tag `op` anywhere among the

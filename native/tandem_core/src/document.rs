@@ -861,18 +861,27 @@ fn sibling_key(attrs: &Attrs) -> (&str, &str) {
 }
 
 /// Objects are written sibling group by sibling group, each group in sibling
-/// order, so that [`Builder`] receives every group already sorted and builds
+/// order, so that `Builder` receives every group already sorted and builds
 /// its index without sorting (sorting 100,000 root objects whose strings lie
 /// all over the heap was most of a flat document's restore).
 impl Serialize for Document {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(Some(self.objects.len()))?;
-        for kids in self.children.values() {
-            for (_, id) in kids {
-                map.serialize_entry(id.as_str(), &self.objects[id.as_str()])?;
-            }
+        for (id, attrs) in self.in_sibling_order() {
+            map.serialize_entry(id, attrs)?;
         }
         map.end()
+    }
+}
+
+impl Document {
+    /// Every object, sibling group by sibling group, each group in sibling
+    /// order: the order documents are written in (see `Serialize`).
+    pub(crate) fn in_sibling_order(&self) -> impl Iterator<Item = (&str, &Attrs)> {
+        self.children.values().flat_map(move |kids| {
+            kids.iter()
+                .map(move |(_, id)| (id.as_str(), &self.objects[id.as_str()]))
+        })
     }
 }
 

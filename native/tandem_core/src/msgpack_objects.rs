@@ -1,4 +1,5 @@
-//! Reading a snapshot's document straight from MessagePack bytes.
+//! Reading a snapshot's document straight from MessagePack bytes, and
+//! writing it.
 //!
 //! Written by hand on top of `rmp`'s marker table because this is a room's
 //! cold start and serde's generic path (a visitor per value, a dispatch per
@@ -64,6 +65,78 @@ pub(crate) fn read_document(
     builder.finish().map_err(invalid)
 }
 
+/// Appends `doc` as the MessagePack map of its objects, in sibling order:
+/// byte for byte what `rmp_serde` writes for it through `Serialize`, without
+/// serde's dispatch per value (a room's snapshot writes every object).
+pub(crate) fn write_document(doc: &Document, out: &mut Vec<u8>) {
+    write_map_len(out, doc.len());
+    for (id, attrs) in doc.in_sibling_order() {
+        write_str(out, id);
+        write_map_len(out, attrs.len());
+        for (name, value) in attrs {
+            write_str(out, name);
+            write_value(out, value);
+        }
+    }
+}
+
+/// A value as `rmp_serde` writes a `serde_json::Value`: integers in their
+/// shortest form, floats as 64 bits.
+fn write_value(out: &mut Vec<u8>, value: &Value) {
+    match value {
+        Value::Null => written(rmp::encode::write_nil(out)),
+        Value::Bool(b) => written(rmp::encode::write_bool(out, *b)),
+        Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+            (Some(u), _, _) => written(rmp::encode::write_uint(out, u)),
+            (None, Some(i), _) => written(rmp::encode::write_sint(out, i)),
+            (None, None, f) => written(rmp::encode::write_f64(out, f.unwrap_or(f64::NAN))),
+        },
+        Value::String(text) => write_str(out, text),
+        Value::Array(items) => {
+            write_len(out, items.len(), rmp::encode::write_array_len);
+            items.iter().for_each(|item| write_value(out, item));
+        }
+        Value::Object(map) => {
+            write_map_len(out, map.len());
+            for (key, item) in map {
+                write_str(out, key);
+                write_value(out, item);
+            }
+        }
+    }
+}
+
+/// Writing into a `Vec` cannot fail.
+fn written<T, E: std::fmt::Debug>(result: Result<T, E>) {
+    result.expect("writing to a Vec never fails");
+}
+
+/// A string; the usual short one (a fixstr) without a call into `rmp`.
+#[inline(always)]
+fn write_str(out: &mut Vec<u8>, text: &str) {
+    if text.len() < 32 {
+        out.push(0xa0 | text.len() as u8);
+        out.extend_from_slice(text.as_bytes());
+    } else {
+        written(rmp::encode::write_str(out, text));
+    }
+}
+
+fn write_map_len(out: &mut Vec<u8>, len: usize) {
+    write_len(out, len, rmp::encode::write_map_len);
+}
+
+/// A collection's length through `rmp`'s writer for it. Lengths come from
+/// a document, which the limits keep far below 2^32.
+fn write_len<E: std::fmt::Debug>(
+    out: &mut Vec<u8>,
+    len: usize,
+    write: fn(&mut Vec<u8>, u32) -> Result<Marker, E>,
+) {
+    let len = u32::try_from(len).expect("a collection of fewer than 2^32 entries");
+    written(write(out, len));
+}
+
 /// The attribute names of the object read last, as long as they were in
 /// strictly increasing order and passed the limits. Objects of a document
 /// mostly repeat the same names in the same order, so a name is usually the
@@ -79,7 +152,7 @@ struct Names {
 impl Names {
     /// Reads an object's `len` attributes, checking each name and value
     /// against `limits` on the way, and says where the reserved ones are
-    /// (what [`Builder::push_checked`] takes). Encoders write attributes
+    /// (what `Builder::push_checked` takes). Encoders write attributes
     /// sorted by name; anything else (unsorted, duplicated) is accepted as
     /// before, through `LiteMap::insert`, the last duplicate winning, and
     /// checked afterwards like any object, as is an object with a name or
@@ -329,6 +402,39 @@ mod tests {
     }
 
     #[test]
+    fn writes_what_rmp_serde_writes_for_every_value_and_length() {
+        let mut attrs = json!({
+            "null": null, "yes": true, "no": false, "ints": [0, 127, 128, 255, 256, 65535,
+            65536, 4_294_967_295u64, 4_294_967_296u64, u64::MAX, -1, -32, -33, -128, -129,
+            -32768, -32769, -2_147_483_648i64, -2_147_483_649i64, i64::MIN],
+            "floats": [0.5, -0.0, 1e300], "text": "ünïcødé", "s31": "x".repeat(31),
+            "s32": "x".repeat(32), "s256": "x".repeat(256), "s65536": "x".repeat(65536),
+            "list16": vec![1; 16], "nested": {"a": {"b": [{}, []]}},
+            "z": "80"
+        });
+        let many: serde_json::Map<String, Value> =
+            (0..16).map(|i| (format!("k{i}"), json!(i))).collect();
+        attrs["map16"] = Value::Object(many);
+        let objects = [
+            ("root".to_owned(), serde_json::from_value(attrs).unwrap()),
+            (
+                "kid".to_owned(),
+                serde_json::from_value(json!({"parent": "root", "z": "80"})).unwrap(),
+            ),
+            ("ünï".to_owned(), Attrs::new()),
+        ];
+        let limits = Limits {
+            max_value_bytes: 1 << 20,
+            ..Limits::default()
+        };
+        let doc = Document::from_objects(objects, limits.clone()).unwrap();
+        let mut written = Vec::new();
+        write_document(&doc, &mut written);
+        assert_eq!(written, codec::to_msgpack(&doc));
+        assert_eq!(read_document(&written, limits, None).unwrap(), doc);
+    }
+
+    #[test]
     fn nesting_past_the_decode_bound_is_an_error() {
         let mut bytes = Vec::new();
         rmp::encode::write_map_len(&mut bytes, 1).unwrap();
@@ -482,6 +588,9 @@ mod tests {
                 prop_assert!(read.iter().zip(read.iter().skip(1)).all(|(a, b)| a.0 < b.0));
             }
             prop_assert_eq!(back.checksum(), expected.full_checksum());
+            let mut written = Vec::new();
+            write_document(&back, &mut written);
+            prop_assert_eq!(written, codec::to_msgpack(&back));
         }
     }
 }

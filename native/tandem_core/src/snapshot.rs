@@ -3,7 +3,8 @@
 //! Format 2 is the magic `TDS2`, the XXH3-64 digest (little-endian) of
 //! everything after it, then MessagePack `{format, seq, checksum, clients,
 //! document}` where `document` is the MessagePack map of objects carried as
-//! a byte string (so [`read_document`] can read it without serde).
+//! a byte string (so [`read_document`] can read it, and [`write_document`]
+//! write it, without serde).
 //!
 //! Restoring verifies the digest (gigabytes per second) instead of
 //! recomputing the document's checksum term by term (a canonical-JSON hash
@@ -22,7 +23,7 @@ use crate::codec;
 use crate::diff::{Attrs, ObjectId};
 use crate::document::Document;
 use crate::limits::Limits;
-use crate::msgpack_objects::read_document;
+use crate::msgpack_objects::{read_document, write_document};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
@@ -30,6 +31,9 @@ use xxhash_rust::xxh3::xxh3_64;
 const MAGIC: &[u8; 4] = b"TDS2";
 const FORMAT: u32 = 2;
 const LEGACY_FORMAT: u32 = 1;
+/// A first reservation for a document's bytes, per object (a small layer
+/// takes about 80); a larger document grows the buffer as usual.
+const OBJECT_BYTES_GUESS: usize = 64;
 
 /// What a snapshot holds: the room's sequence number, its document and its
 /// per-client retry records (`C`, opaque to this module).
@@ -64,12 +68,14 @@ pub(crate) fn encode<C: Serialize>(
     document: &Document,
     clients: &FxHashMap<String, C>,
 ) -> Vec<u8> {
+    let mut objects = Vec::with_capacity(document.len() * OBJECT_BYTES_GUESS);
+    write_document(document, &mut objects);
     seal(&Envelope {
         format: FORMAT,
         seq,
         checksum: document.checksum(),
         clients,
-        document: &codec::to_msgpack(document),
+        document: &objects,
     })
 }
 
