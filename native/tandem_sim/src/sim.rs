@@ -20,6 +20,7 @@ use crate::workload::{next_operation, Operation};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
 use tandem_client::{Client, Config, Event, Millis};
 
 /// What a run is asked to do.
@@ -83,7 +84,7 @@ pub struct Report {
 #[derive(Debug)]
 enum Ev {
     ToServer(ConnId, String),
-    ToClient(ConnId, String),
+    ToClient(ConnId, Rc<String>),
     Opened(usize, u64, ConnId),
     Op(usize),
     Commit,
@@ -160,21 +161,19 @@ impl World {
     }
 
     /// Schedules a frame on a link, keeping each direction FIFO.
-    fn send(&mut self, conn: ConnId, to_server: bool, frame: String) {
+    fn send(&mut self, conn: ConnId, frame: Ev) {
         let lat = self.latency();
         let now = self.now;
         let Some(link) = self.links.get_mut(&conn) else {
             return;
         };
-        let last = if to_server { &mut link.1 } else { &mut link.2 };
+        let last = match frame {
+            Ev::ToServer(..) => &mut link.1,
+            _ => &mut link.2,
+        };
         let at = (now + lat).max(*last).max(link.3);
         *last = at;
-        let ev = if to_server {
-            Ev::ToServer(conn, frame)
-        } else {
-            Ev::ToClient(conn, frame)
-        };
-        self.at(at, ev);
+        self.at(at, frame);
     }
 
     fn cut(&mut self, peer: usize) {
@@ -206,7 +205,7 @@ impl World {
         }
         while let Some(frame) = self.peers[peer].client.poll_transmit() {
             if let Some(conn) = self.peers[peer].conn {
-                self.send(conn, true, frame);
+                self.send(conn, Ev::ToServer(conn, frame));
             }
         }
         while let Some(event) = self.peers[peer].client.poll_event() {
@@ -237,7 +236,7 @@ impl World {
 
     fn deliver_outgoing(&mut self, out: Vec<crate::server::Outgoing>) {
         for o in out {
-            self.send(o.conn, false, o.frame);
+            self.send(o.conn, Ev::ToClient(o.conn, o.frame));
         }
         if self.server.has_uncommitted() && !self.commit_scheduled {
             self.commit_scheduled = true;
