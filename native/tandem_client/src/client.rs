@@ -472,11 +472,16 @@ impl Client {
         let Some(frame) = decoded else {
             return;
         };
-        if let Some((status, response)) = frame.reply() {
+        if let Some((status, _)) = frame.reply() {
+            let ok = status == "ok";
             let waited = frame.ref_.as_ref().and_then(|r| self.awaiting.remove(r));
             if let Some(what) = waited {
-                let ok = status == "ok";
-                self.on_reply(now, frame.ref_.clone(), what, ok, response.clone());
+                let Frame {
+                    ref_, mut payload, ..
+                } = frame;
+                // Moved out, not copied: a join's answer may hold the document.
+                let response = payload.get_mut("response").map(Value::take);
+                self.on_reply(now, ref_, what, ok, response.unwrap_or_default());
             }
             return;
         }
@@ -1187,10 +1192,10 @@ impl Client {
     }
 
     /// Installs a join/sync/verify answer: a snapshot or missed batches.
-    fn apply_state(&mut self, now: Millis, response: Value) {
+    fn apply_state(&mut self, now: Millis, mut response: Value) {
         let seq = response.get("seq").and_then(Value::as_u64).unwrap_or(0);
-        if let Some(snapshot) = response.get("snapshot") {
-            match serde_json::from_value::<Document>(snapshot.clone()) {
+        if let Some(snapshot) = response.get_mut("snapshot").map(Value::take) {
+            match serde_json::from_value::<Document>(snapshot) {
                 Ok(doc) => {
                     if self.synced {
                         self.stats.resyncs += 1;
@@ -1202,9 +1207,8 @@ impl Client {
                 }
                 Err(_) => self.resyncing = true,
             }
-        } else if let Some(batches) = response.get("batches") {
-            let batches: Vec<ServerBatch> =
-                serde_json::from_value(batches.clone()).unwrap_or_default();
+        } else if let Some(batches) = response.get_mut("batches").map(Value::take) {
+            let batches: Vec<ServerBatch> = serde_json::from_value(batches).unwrap_or_default();
             self.synced = true;
             self.apply_batches(now, batches);
         }
