@@ -19,7 +19,8 @@ use crate::server::{ConnId, SimServer};
 use crate::workload::{next_operation, Operation};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::collections::{BTreeMap, BTreeSet};
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::rc::Rc;
 use tandem_client::{Client, Config, Event, Millis};
 
@@ -95,6 +96,41 @@ enum Ev {
     JournalFails,
 }
 
+/// An event due at `time`; events due at the same time run in the order they
+/// were scheduled. Ordered for [`BinaryHeap`], a max-heap: the earliest first.
+#[derive(Debug)]
+struct Scheduled {
+    time: Millis,
+    order: u64,
+    ev: Ev,
+}
+
+impl Scheduled {
+    fn key(&self) -> (Millis, u64) {
+        (self.time, self.order)
+    }
+}
+
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> Ordering {
+        other.key().cmp(&self.key())
+    }
+}
+
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for Scheduled {}
+
 struct Peer {
     client: Client,
     conn: Option<ConnId>,
@@ -106,7 +142,7 @@ struct Peer {
 struct World {
     now: Millis,
     rng: ChaCha8Rng,
-    queue: BTreeMap<(Millis, u64), Ev>,
+    queue: BinaryHeap<Scheduled>,
     order: u64,
     server: SimServer,
     peers: Vec<Peer>,
@@ -149,7 +185,11 @@ pub fn client_config(project: &str, id: String, seed: u64) -> Config {
 impl World {
     fn at(&mut self, time: Millis, ev: Ev) {
         self.order += 1;
-        self.queue.insert((time, self.order), ev);
+        self.queue.push(Scheduled {
+            time,
+            order: self.order,
+            ev,
+        });
     }
 
     fn latency(&mut self) -> Millis {
@@ -413,7 +453,7 @@ impl World {
         loop {
             timers.clear();
             timers.extend(self.peers.iter().map(|p| p.client.poll_timeout()));
-            let queued = self.queue.keys().next().map(|k| k.0);
+            let queued = self.queue.peek().map(|s| s.time);
             let Some(t) = timers.iter().flatten().copied().chain(queued).min() else {
                 break;
             };
@@ -427,11 +467,9 @@ impl World {
                     self.pump(peer);
                 }
             }
-            if let Some((&key, _)) = self.queue.iter().next() {
-                if key.0 <= self.now {
-                    let ev = self.queue.remove(&key).expect("present");
-                    self.handle(ev);
-                }
+            if self.queue.peek().is_some_and(|s| s.time <= self.now) {
+                let next = self.queue.pop().expect("present");
+                self.handle(next.ev);
             }
         }
         self.now = self.now.max(until);
@@ -461,7 +499,7 @@ impl World {
 
     fn quiet(&self) -> bool {
         !self.server.has_uncommitted()
-            && self.queue.values().all(|e| matches!(e, Ev::Op(_)))
+            && self.queue.iter().all(|s| matches!(s.ev, Ev::Op(_)))
             && self
                 .peers
                 .iter()
@@ -499,7 +537,7 @@ pub fn run(config: &SimConfig) -> Report {
     let mut world = World {
         now: 0,
         rng,
-        queue: BTreeMap::new(),
+        queue: BinaryHeap::new(),
         order: 0,
         server: SimServer::new(PROJECT),
         peers,
@@ -526,9 +564,9 @@ pub fn run(config: &SimConfig) -> Report {
     }
     world.run_until(horizon + 1_000);
     // Heal: no more faults are scheduled; let everything settle.
-    world.queue.retain(|_, e| {
+    world.queue.retain(|s| {
         !matches!(
-            e,
+            s.ev,
             Ev::Cut(_) | Ev::Stall(_) | Ev::RestartClient(_) | Ev::RestartServer | Ev::JournalFails
         )
     });
