@@ -22,8 +22,8 @@ pub struct Frame {
     pub payload: Value,
 }
 
-/// The envelope of a frame about to be written: the payload is anything
-/// serializable, borrowed.
+/// The envelope of a frame: written before its payload (anything
+/// serializable, borrowed), and read before it, to choose how to read it.
 #[derive(Clone, Copy, Debug)]
 pub struct Envelope<'a> {
     pub join_ref: Option<&'a str>,
@@ -84,18 +84,28 @@ impl<T: DeserializeOwned> Incoming<T> {
     /// and as JSON otherwise; `None` when it is not a V2 frame or the payload
     /// does not fit `T`.
     pub fn parse(text: &str, typed: impl Fn(&str, &str) -> bool) -> Option<Incoming<T>> {
-        let mut reader = serde_json::Deserializer::from_str(text);
-        let seed = IncomingSeed {
-            typed,
-            payload: PhantomData,
-        };
-        let incoming = seed.deserialize(&mut reader).ok()?;
-        reader.end().ok()?;
-        Some(incoming)
+        Incoming::parse_seeded(text, |head: &Envelope<'_>| {
+            typed(head.topic, head.event).then_some(PhantomData::<T>)
+        })
     }
 }
 
 impl<T> Incoming<T> {
+    /// As [`Incoming::parse`], the envelope choosing how the payload is
+    /// read: with the seed `seed` returns (into `T`), as JSON when none.
+    pub fn parse_seeded<S>(
+        text: &str,
+        seed: impl Fn(&Envelope<'_>) -> Option<S>,
+    ) -> Option<Incoming<T>>
+    where
+        S: for<'de> DeserializeSeed<'de, Value = T>,
+    {
+        let mut reader = serde_json::Deserializer::from_str(text);
+        let incoming = IncomingSeed { seed }.deserialize(&mut reader).ok()?;
+        reader.end().ok()?;
+        Some(incoming)
+    }
+
     /// The frame when its payload is JSON; the typed payload otherwise.
     pub fn into_frame_or_typed(self) -> Result<Frame, T> {
         match self.payload {
@@ -111,23 +121,28 @@ impl<T> Incoming<T> {
     }
 }
 
-struct IncomingSeed<F, T> {
-    typed: F,
-    payload: PhantomData<T>,
+struct IncomingSeed<F> {
+    seed: F,
 }
 
-impl<'de, F: Fn(&str, &str) -> bool, T: DeserializeOwned> DeserializeSeed<'de>
-    for IncomingSeed<F, T>
+impl<'de, F, S> DeserializeSeed<'de> for IncomingSeed<F>
+where
+    F: Fn(&Envelope<'_>) -> Option<S>,
+    S: for<'a> DeserializeSeed<'a>,
 {
-    type Value = Incoming<T>;
+    type Value = Incoming<<S as DeserializeSeed<'de>>::Value>;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_seq(self)
     }
 }
 
-impl<'de, F: Fn(&str, &str) -> bool, T: DeserializeOwned> Visitor<'de> for IncomingSeed<F, T> {
-    type Value = Incoming<T>;
+impl<'de, F, S> Visitor<'de> for IncomingSeed<F>
+where
+    F: Fn(&Envelope<'_>) -> Option<S>,
+    S: for<'a> DeserializeSeed<'a>,
+{
+    type Value = Incoming<<S as DeserializeSeed<'de>>::Value>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("[join_ref, ref, topic, event, payload]")
@@ -135,14 +150,19 @@ impl<'de, F: Fn(&str, &str) -> bool, T: DeserializeOwned> Visitor<'de> for Incom
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let missing = |n| de::Error::invalid_length(n, &"five elements");
-        let join_ref = seq.next_element()?.ok_or_else(|| missing(0))?;
-        let ref_ = seq.next_element()?.ok_or_else(|| missing(1))?;
+        let join_ref: Option<String> = seq.next_element()?.ok_or_else(|| missing(0))?;
+        let ref_: Option<String> = seq.next_element()?.ok_or_else(|| missing(1))?;
         let topic: String = seq.next_element()?.ok_or_else(|| missing(2))?;
         let event: String = seq.next_element()?.ok_or_else(|| missing(3))?;
-        let payload = if (self.typed)(&topic, &event) {
-            Payload::Typed(seq.next_element()?.ok_or_else(|| missing(4))?)
-        } else {
-            Payload::Json(seq.next_element()?.ok_or_else(|| missing(4))?)
+        let head = Envelope {
+            join_ref: join_ref.as_deref(),
+            ref_: ref_.as_deref(),
+            topic: &topic,
+            event: &event,
+        };
+        let payload = match (self.seed)(&head) {
+            Some(seed) => Payload::Typed(seq.next_element_seed(seed)?.ok_or_else(|| missing(4))?),
+            None => Payload::Json(seq.next_element()?.ok_or_else(|| missing(4))?),
         };
         if seq.next_element::<de::IgnoredAny>()?.is_some() {
             return Err(de::Error::invalid_length(6, &"five elements"));
