@@ -256,10 +256,11 @@ impl SimServer {
         } else {
             Vec::new()
         };
-        out.extend(self.dispatch(conn, join_ref, ref_, topic, event, payload));
+        out.extend(self.dispatch(conn, join_ref, ref_, topic, event, payload, frame));
         out
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn dispatch(
         &mut self,
         conn: ConnId,
@@ -268,6 +269,7 @@ impl SimServer {
         topic: String,
         event: &str,
         payload: Payload<IncomingBatch>,
+        text: &str,
     ) -> Vec<Outgoing> {
         let respond = |status: &str, response: Response| {
             vec![Outgoing {
@@ -292,7 +294,9 @@ impl SimServer {
                         let Payload::Typed(batch) = payload else {
                             return respond("error", Response::refusal("malformed", None));
                         };
-                        self.diffs(conn, join_ref, ref_, topic, &client_id, &user_id, batch)
+                        let sent = diffs_as_sent(text).map(str::to_owned);
+                        let who = (client_id.as_str(), user_id.as_str());
+                        self.diffs(conn, join_ref, ref_, topic, who, batch, sent)
                     }
                     "sync" => {
                         let since = value(payload).get("since").and_then(Value::as_u64);
@@ -340,11 +344,12 @@ impl SimServer {
         join_ref: Ref,
         ref_: Ref,
         topic: String,
-        client_id: &str,
-        user_id: &str,
+        (client_id, user_id): (&str, &str),
         batch: IncomingBatch,
+        sent: Option<String>,
     ) -> Vec<Outgoing> {
-        let sent = serde_json::to_string(&batch.diffs).expect("diffs encode");
+        let sent =
+            sent.unwrap_or_else(|| serde_json::to_string(&batch.diffs).expect("diffs encode"));
         let (ack, broadcast) = match self.room.submit(client_id, user_id, batch) {
             Ok(Submitted::Accepted { ack, batch }) => {
                 let durable = Durable {
@@ -415,6 +420,20 @@ impl SimServer {
     }
 }
 
+/// The diffs of a `"diffs"` push as its text has them, when the frame is
+/// laid out as the client writes it (`…,"diffs",{"batch_id":N,"diffs":D}]`):
+/// the very JSON the client made of them, so not written again. A first `{`
+/// right after `"diffs",` can only be the payload's: quotes inside strings
+/// are escaped. (Were the client to write another field after the
+/// diffs, the ledger would see edits that never arrived and say so.)
+fn diffs_as_sent(frame: &str) -> Option<&str> {
+    let (envelope, payload) = frame.split_at(frame.find('{')?);
+    envelope.strip_suffix(r#""diffs","#)?;
+    let batch_id = payload.strip_prefix(r#"{"batch_id":"#)?;
+    let diffs = batch_id.trim_start_matches(|c: char| c.is_ascii_digit());
+    diffs.strip_prefix(r#","diffs":"#)?.strip_suffix("}]")
+}
+
 /// A payload that is not a batch.
 fn value(payload: Payload<IncomingBatch>) -> Value {
     match payload {
@@ -476,4 +495,43 @@ fn reply(
     }
     let reply = Reply { status, response };
     Rc::new(frame(join_ref, ref_, topic, "phx_reply", &reply))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::diffs_as_sent;
+    use serde_json::json;
+    use tandem_client::frame::Envelope;
+    use tandem_core::room::IncomingBatch;
+    use tandem_core::Diff;
+
+    #[test]
+    fn the_diffs_as_sent_are_the_json_the_client_made_of_them() {
+        let diffs = vec![
+            Diff::set("a{\"diffs\",{".to_owned(), "name", Some(json!("}]"))),
+            Diff::Remove { id: "b".into() },
+        ];
+        let batch = IncomingBatch {
+            batch_id: 12,
+            diffs: diffs.clone(),
+        };
+        let envelope = Envelope {
+            join_ref: Some("3"),
+            ref_: Some("7"),
+            topic: "project:p",
+            event: "diffs",
+        };
+        let frame = envelope.encode(&batch);
+        let json = serde_json::to_string(&diffs).unwrap();
+        assert_eq!(diffs_as_sent(&frame), Some(json.as_str()));
+        // Laid out otherwise, or a `{` before the payload: not found (the
+        // diffs are then written again).
+        let spaced = frame.replace(r#","diffs":"#, r#", "diffs": "#);
+        assert_eq!(diffs_as_sent(&spaced), None);
+        let braced = Envelope {
+            join_ref: Some("{"),
+            ..envelope
+        };
+        assert_eq!(diffs_as_sent(&braced.encode(&batch)), None);
+    }
 }

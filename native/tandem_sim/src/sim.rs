@@ -19,6 +19,7 @@ use crate::server::{ConnId, SimServer};
 use crate::workload::{next_operation, Operation};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::rc::Rc;
@@ -156,10 +157,10 @@ struct World {
     mismatch_open: bool,
     /// Each refused batch, as `client/batch: reason`.
     refusals: Vec<String>,
-    /// (client_id, diffs as sent) → batches made by clients minus batches
+    /// client_id → diffs as sent → batches made by clients minus batches
     /// made durable: at the end no edit may be missing (unless its client
     /// restarted, losing what was unacknowledged) and none counted twice.
-    ledger: BTreeMap<(String, String), i64>,
+    ledger: Ledger,
     /// Client ids of restarted clients.
     dead: BTreeSet<String>,
     /// How much of the server's history the ledger has seen.
@@ -167,6 +168,9 @@ struct World {
 }
 
 const PROJECT: &str = "fuzz";
+
+/// client_id → diffs as sent → count (see [`World::ledger`]).
+type Ledger = BTreeMap<String, BTreeMap<String, i64>>;
 
 /// Client timings for fuzzing: short, so that stalls and cuts are noticed
 /// and healed within a run (shared by `sim` and `net`).
@@ -384,11 +388,13 @@ impl World {
         let client = &self.peers[peer].client;
         let made = client.replica().pending().find(|p| p.batch_id == batch_id);
         let diffs = made.expect("a new batch is pending").diffs.as_slice();
-        let key = (
-            client.config().client_id.clone(),
-            serde_json::to_string(diffs).expect("diffs encode"),
+        let diffs = serde_json::to_string(diffs).expect("diffs encode");
+        tally(
+            &mut self.ledger,
+            &client.config().client_id,
+            Cow::Owned(diffs),
+            1,
         );
-        *self.ledger.entry(key).or_default() += 1;
     }
 
     /// Counts the batches made durable since the last look.
@@ -399,8 +405,12 @@ impl World {
             .range(self.ledger_seq + 1..)
             .map(|(_, d)| d)
         {
-            let key = (durable.client_id.clone(), durable.sent.clone());
-            *self.ledger.entry(key).or_default() -= 1;
+            tally(
+                &mut self.ledger,
+                &durable.client_id,
+                Cow::Borrowed(&durable.sent),
+                -1,
+            );
         }
         if let Some(&last) = self.server.history().keys().next_back() {
             self.ledger_seq = last;
@@ -409,7 +419,11 @@ impl World {
 
     /// An edit missing from the server, or sequenced twice.
     fn ledger_fault(&self) -> Option<String> {
-        self.ledger.iter().find_map(|((client, diffs), &count)| {
+        let counts = self.ledger.iter().flat_map(|(client, made)| {
+            made.iter()
+                .map(move |(diffs, &count)| (client, diffs, count))
+        });
+        counts.into_iter().find_map(|(client, diffs, count)| {
             let lost = count > 0 && !self.dead.contains(client);
             match (lost, count < 0) {
                 (true, _) => Some(format!(
@@ -504,6 +518,21 @@ impl World {
                 .peers
                 .iter()
                 .all(|p| p.client.is_joined() && p.client.replica().pending().len() == 0)
+    }
+}
+
+/// Adds `delta` to the ledger's count of `diffs` made by `client`, copying
+/// the keys only when they are new.
+fn tally(ledger: &mut Ledger, client: &str, diffs: Cow<'_, str>, delta: i64) {
+    let made = match ledger.get_mut(client) {
+        Some(made) => made,
+        None => ledger.entry(client.to_owned()).or_default(),
+    };
+    match made.get_mut(diffs.as_ref()) {
+        Some(count) => *count += delta,
+        None => {
+            made.insert(diffs.into_owned(), delta);
+        }
     }
 }
 
