@@ -165,6 +165,8 @@ struct World {
     dead: BTreeSet<String>,
     /// How much of the server's history the ledger has seen.
     ledger_seq: u64,
+    /// Clients pumped since their timer was last read.
+    touched: Vec<bool>,
 }
 
 const PROJECT: &str = "fuzz";
@@ -230,7 +232,12 @@ impl World {
     }
 
     /// Drains what a client wants done.
+    /// Every input to a client is followed by this, so it also marks the
+    /// client's timer to be read again.
     fn pump(&mut self, peer: usize) {
+        if let Some(touched) = self.touched.get_mut(peer) {
+            *touched = true;
+        }
         let now = self.now;
         if self.peers[peer].client.poll_close() {
             // The client already considers itself disconnected.
@@ -458,15 +465,26 @@ impl World {
         }
     }
 
-    /// Runs until `until`, or until nothing is left to do. Each step reads
-    /// every client's next timer once: handling one client's timer or queued
-    /// event never moves another client's (their frames travel through the
-    /// queue).
+    /// Runs until `until`, or until nothing is left to do. Each step knows
+    /// every client's next timer: handling one client's timer or queued event
+    /// never moves another client's (their frames travel through the queue),
+    /// and only a client something was done to (see [`World::pump`]) is
+    /// asked again.
     fn run_until(&mut self, until: Millis) {
-        let mut timers: Vec<Option<Millis>> = Vec::with_capacity(self.peers.len());
+        let mut timers: Vec<Option<Millis>> = vec![None; self.peers.len()];
+        self.touched.clear();
+        self.touched.resize(self.peers.len(), true);
         loop {
-            timers.clear();
-            timers.extend(self.peers.iter().map(|p| p.client.poll_timeout()));
+            for (peer, touched) in self.touched.iter_mut().enumerate() {
+                if std::mem::take(touched) {
+                    timers[peer] = self.peers[peer].client.poll_timeout();
+                }
+            }
+            debug_assert!(self
+                .peers
+                .iter()
+                .zip(&timers)
+                .all(|(p, &t)| p.client.poll_timeout() == t));
             let queued = self.queue.peek().map(|s| s.time);
             let Some(t) = timers.iter().flatten().copied().chain(queued).min() else {
                 break;
@@ -581,6 +599,7 @@ pub fn run(config: &SimConfig) -> Report {
         ledger: BTreeMap::new(),
         dead: BTreeSet::new(),
         ledger_seq: 0,
+        touched: Vec::new(),
     };
     for peer in 0..config.clients {
         world.pump(peer);
