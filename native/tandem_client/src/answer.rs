@@ -245,7 +245,7 @@ mod tests {
     /// The direct reading of a reply payload: `None` when it falls back to JSON.
     fn direct(payload: &Value) -> Option<Option<Accepted>> {
         let text = json!([null, "1", "project:p", "phx_reply", payload]).to_string();
-        let incoming = Incoming::<Typed>::parse_seeded(&text, |_| Some(Want::Answer))?;
+        let incoming = Incoming::<Typed, _>::read(&text, |_| Some(Want::Answer))?;
         match incoming.payload {
             Payload::Typed(Typed::Answer(answer)) => Some(answer),
             _ => unreachable!("asked for an answer"),
@@ -294,6 +294,6 @@ mod tests {
         }
         let text =
             r#"[null,"1","project:p","phx_reply",{"status":"ok","response":{"seq":1,"seq":2}}]"#;
-        assert!(Incoming::<Typed>::parse_seeded(text, |_| Some(Want::Answer)).is_none());
+        assert!(Incoming::<Typed, _>::read(text, |_| Some(Want::Answer)).is_none());
     }
 }

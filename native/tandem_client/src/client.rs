@@ -479,18 +479,12 @@ impl Client {
                     asked.set(want);
                     want
                 };
-                match Incoming::<Typed>::parse_seeded(text, want) {
+                match Incoming::<Typed, _>::read(text, want) {
                     // A reply that is not a plain acceptance: read as JSON.
                     None if asked.get() == Some(Want::Answer) => Frame::decode(text),
                     None => None,
                     Some(incoming) => match incoming.payload {
-                        Payload::Json(payload) => Some(Frame {
-                            join_ref: incoming.join_ref,
-                            ref_: incoming.ref_,
-                            topic: incoming.topic,
-                            event: incoming.event,
-                            payload,
-                        }),
+                        Payload::Json(_) => incoming.into_owned().into_frame_or_typed().ok(),
                         Payload::Typed(Typed::Batch(batch)) => return self.on_batch(now, batch),
                         Payload::Typed(Typed::Answer(Some(accepted))) => {
                             let ref_ = incoming.ref_.as_deref().unwrap_or_default();

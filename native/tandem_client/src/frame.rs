@@ -7,8 +7,9 @@
 //! largest cost of a busy client.
 
 use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer, SeqAccess, Visitor};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -68,13 +69,14 @@ pub enum Payload<T> {
     Json(Value),
 }
 
-/// A V2 frame as read, its payload typed when the reader wanted it so.
+/// A V2 frame as read, its payload typed when the reader wanted it so. Its
+/// strings are owned, or borrowed from the frame's text ([`Incoming::read`]).
 #[derive(Debug, PartialEq)]
-pub struct Incoming<T> {
-    pub join_ref: Option<String>,
-    pub ref_: Option<String>,
-    pub topic: String,
-    pub event: String,
+pub struct Incoming<T, S = String> {
+    pub join_ref: Option<S>,
+    pub ref_: Option<S>,
+    pub topic: S,
+    pub event: S,
     pub payload: Payload<T>,
 }
 
@@ -84,19 +86,17 @@ impl<T: DeserializeOwned> Incoming<T> {
     /// and as JSON otherwise; `None` when it is not a V2 frame or the payload
     /// does not fit `T`.
     pub fn parse(text: &str, typed: impl Fn(&str, &str) -> bool) -> Option<Incoming<T>> {
-        Incoming::parse_seeded(text, |head: &Envelope<'_>| {
-            typed(head.topic, head.event).then_some(PhantomData::<T>)
-        })
+        let seed = |head: &Envelope<'_>| typed(head.topic, head.event).then_some(PhantomData);
+        Incoming::read(text, seed).map(Incoming::into_owned)
     }
 }
 
-impl<T> Incoming<T> {
+impl<'t, T> Incoming<T, Cow<'t, str>> {
     /// As [`Incoming::parse`], the envelope choosing how the payload is
-    /// read: with the seed `seed` returns (into `T`), as JSON when none.
-    pub fn parse_seeded<S>(
-        text: &str,
-        seed: impl Fn(&Envelope<'_>) -> Option<S>,
-    ) -> Option<Incoming<T>>
+    /// read: with the seed `seed` returns (into `T`), as JSON when none. The
+    /// envelope's strings are borrowed from `text` unless they hold escapes:
+    /// most frames are read for their payload alone.
+    pub fn read<S>(text: &'t str, seed: impl Fn(&Envelope<'_>) -> Option<S>) -> Option<Self>
     where
         S: for<'de> DeserializeSeed<'de, Value = T>,
     {
@@ -106,6 +106,18 @@ impl<T> Incoming<T> {
         Some(incoming)
     }
 
+    pub fn into_owned(self) -> Incoming<T> {
+        Incoming {
+            join_ref: self.join_ref.map(Cow::into_owned),
+            ref_: self.ref_.map(Cow::into_owned),
+            topic: self.topic.into_owned(),
+            event: self.event.into_owned(),
+            payload: self.payload,
+        }
+    }
+}
+
+impl<T> Incoming<T> {
     /// The frame when its payload is JSON; the typed payload otherwise.
     pub fn into_frame_or_typed(self) -> Result<Frame, T> {
         match self.payload {
@@ -121,6 +133,37 @@ impl<T> Incoming<T> {
     }
 }
 
+/// A string of the frame's text, borrowed unless it holds escapes.
+struct Text<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(TextVisitor)
+    }
+}
+
+struct TextVisitor;
+
+impl<'de> Visitor<'de> for TextVisitor {
+    type Value = Text<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Text(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Text(Cow::Owned(v.to_owned())))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Text(Cow::Owned(v)))
+    }
+}
+
 struct IncomingSeed<F> {
     seed: F,
 }
@@ -130,7 +173,7 @@ where
     F: Fn(&Envelope<'_>) -> Option<S>,
     S: for<'a> DeserializeSeed<'a>,
 {
-    type Value = Incoming<<S as DeserializeSeed<'de>>::Value>;
+    type Value = Incoming<<S as DeserializeSeed<'de>>::Value, Cow<'de, str>>;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_seq(self)
@@ -142,7 +185,7 @@ where
     F: Fn(&Envelope<'_>) -> Option<S>,
     S: for<'a> DeserializeSeed<'a>,
 {
-    type Value = Incoming<<S as DeserializeSeed<'de>>::Value>;
+    type Value = Incoming<<S as DeserializeSeed<'de>>::Value, Cow<'de, str>>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("[join_ref, ref, topic, event, payload]")
@@ -150,10 +193,11 @@ where
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let missing = |n| de::Error::invalid_length(n, &"five elements");
-        let join_ref: Option<String> = seq.next_element()?.ok_or_else(|| missing(0))?;
-        let ref_: Option<String> = seq.next_element()?.ok_or_else(|| missing(1))?;
-        let topic: String = seq.next_element()?.ok_or_else(|| missing(2))?;
-        let event: String = seq.next_element()?.ok_or_else(|| missing(3))?;
+        let join_ref: Option<Text> = seq.next_element()?.ok_or_else(|| missing(0))?;
+        let ref_: Option<Text> = seq.next_element()?.ok_or_else(|| missing(1))?;
+        let Text(topic) = seq.next_element()?.ok_or_else(|| missing(2))?;
+        let Text(event) = seq.next_element()?.ok_or_else(|| missing(3))?;
+        let (join_ref, ref_) = (join_ref.map(|t| t.0), ref_.map(|t| t.0));
         let head = Envelope {
             join_ref: join_ref.as_deref(),
             ref_: ref_.as_deref(),
