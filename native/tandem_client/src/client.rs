@@ -23,6 +23,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use std::cell::Cell;
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use tandem_core::room::{IncomingBatch, ServerBatch};
 use tandem_core::{Diff, Document, Outcome, Replica};
 
@@ -241,6 +242,8 @@ struct Channel {
 /// A Tandem client for one project.
 pub struct Client {
     config: Config,
+    /// `project:ID`, written once.
+    topic: Arc<str>,
     conn: Conn,
     join: Join,
     join_ref: Option<String>,
@@ -292,6 +295,7 @@ impl Client {
         let rejoin_backoff = Backoff::new(config.rejoin_ms, config.backoff_cap_ms, rejoin_seed);
         let replica = Replica::new(config.client_id.clone(), 0, Document::default(), 1);
         Client {
+            topic: format!("project:{}", config.project).into(),
             config,
             conn: Conn::Down {
                 retry_at: now,
@@ -544,7 +548,7 @@ impl Client {
 
     fn on_batch(&mut self, now: Millis, batch: ServerBatch) {
         if self.join == Join::Joined && !self.resyncing {
-            self.apply_batches(now, vec![batch]);
+            self.apply_batches(now, std::slice::from_ref(&batch));
         } else {
             self.held.push(batch);
         }
@@ -954,8 +958,9 @@ impl Client {
 
     // ---- internals ------------------------------------------------------------
 
-    fn topic(&self) -> String {
-        format!("project:{}", self.config.project)
+    /// `project:ID`, shared with the pushes that name it.
+    fn topic(&self) -> Arc<str> {
+        Arc::clone(&self.topic)
     }
 
     /// Whether `topic` is [`Client::topic`] (asked of every frame, so
@@ -1178,7 +1183,7 @@ impl Client {
                 self.failed_joins = 0;
                 self.apply_state(now, accepted);
                 let held = std::mem::take(&mut self.held);
-                self.apply_batches(now, held);
+                self.apply_batches(now, &held);
                 self.events.push_back(Event::Joined {
                     seq: self.replica.seq(),
                 });
@@ -1199,7 +1204,7 @@ impl Client {
                 self.resyncing = false;
                 self.apply_state(now, accepted);
                 let held = std::mem::take(&mut self.held);
-                self.apply_batches(now, held);
+                self.apply_batches(now, &held);
                 // Edits made while resyncing were held back, and a snapshot may
                 // have swallowed the broadcast of a batch already answered:
                 // send every pending batch again (the server answers the ones
@@ -1247,17 +1252,17 @@ impl Client {
             State::Snapshot(None) => self.resyncing = true,
             State::Batches(batches) => {
                 self.synced = true;
-                self.apply_batches(now, batches);
+                self.apply_batches(now, &batches);
             }
             State::Nothing => {}
         }
     }
 
-    fn apply_batches(&mut self, now: Millis, batches: Vec<ServerBatch>) {
+    fn apply_batches(&mut self, now: Millis, batches: &[ServerBatch]) {
         if batches.is_empty() {
             return;
         }
-        match self.replica.receive(&batches) {
+        match self.replica.receive(batches) {
             Ok(received) => {
                 if received.ignored < batches.len() {
                     self.events.push_back(Event::Changed);
