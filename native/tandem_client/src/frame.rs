@@ -2,9 +2,11 @@
 //!
 //! Frames are written straight from any serializable payload, and read in
 //! one pass that parses the payload straight into the reader's type when the
-//! topic and event call for it ([`Incoming`]), so that a `batch` of diffs
-//! never goes through a `serde_json::Value` tree: that detour was the
-//! largest cost of a busy client.
+//! envelope (topic, event, ref) calls for it ([`Incoming`]), so that a
+//! `batch` of diffs or the answer to a push never goes through a
+//! `serde_json::Value` tree: that detour was the largest cost of a busy
+//! client. The envelope's strings stay borrowed from the text while only the
+//! payload is wanted.
 
 use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
