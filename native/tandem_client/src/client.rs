@@ -13,14 +13,17 @@
 //! a checksum mismatch for `verify`, whose snapshot replaces the confirmed
 //! state. Undo and redo replay the inverses of the user's own edits.
 
+use crate::answer::{Accepted, State, Typed, Want};
 use crate::backoff::Backoff;
-use crate::frame::{BinaryFrame, Envelope, Frame, Incoming};
+use crate::frame::{BinaryFrame, Envelope, Frame, Incoming, Payload};
 use crate::outstanding::Outstanding;
 use crate::presence::{Presence, PresenceChange};
 use crate::Millis;
 use serde::Serialize;
 use serde_json::{json, Value};
+use std::cell::Cell;
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use tandem_core::room::{IncomingBatch, ServerBatch};
 use tandem_core::{Diff, Document, Outcome, Replica};
 
@@ -210,6 +213,17 @@ enum Awaiting {
     Verify,
 }
 
+impl Awaiting {
+    /// A push of the `project:ID` sync engine, whose `ok` answer
+    /// [`Accepted`] holds all the client needs.
+    fn is_own(&self) -> bool {
+        matches!(
+            self,
+            Awaiting::Join | Awaiting::Diffs { .. } | Awaiting::Sync | Awaiting::Verify
+        )
+    }
+}
+
 /// A channel the app joined by topic ([`Client::join_channel`]).
 #[derive(Clone, Debug, Default)]
 struct Channel {
@@ -228,6 +242,8 @@ struct Channel {
 /// A Tandem client for one project.
 pub struct Client {
     config: Config,
+    /// `project:ID`, written once.
+    topic: Arc<str>,
     conn: Conn,
     join: Join,
     join_ref: Option<String>,
@@ -279,6 +295,7 @@ impl Client {
         let rejoin_backoff = Backoff::new(config.rejoin_ms, config.backoff_cap_ms, rejoin_seed);
         let replica = Replica::new(config.client_id.clone(), 0, Document::default(), 1);
         Client {
+            topic: format!("project:{}", config.project).into(),
             config,
             conn: Conn::Down {
                 retry_at: now,
@@ -458,12 +475,29 @@ impl Client {
         let decoded = match self.config.vsn {
             Vsn::V2 => {
                 let up = self.conn == Conn::Up;
-                let batch = |t: &str, e: &str| up && e == "batch" && self.is_own_topic(t);
-                match Incoming::<ServerBatch>::parse(text, batch) {
+                let asked = Cell::new(None);
+                let want = |head: &Envelope<'_>| {
+                    let batches = up && self.is_own_topic(head.topic);
+                    let answered = |r: &str| self.awaiting.get(r).is_some_and(Awaiting::is_own);
+                    let want = Want::of(head, batches, answered);
+                    asked.set(want);
+                    want
+                };
+                match Incoming::<Typed, _>::read(text, want) {
+                    // A reply that is not a plain acceptance: read as JSON.
+                    None if asked.get() == Some(Want::Answer) => Frame::decode(text),
                     None => None,
-                    Some(incoming) => match incoming.into_frame_or_typed() {
-                        Ok(frame) => Some(frame),
-                        Err(batch) => return self.on_batch(now, batch),
+                    Some(incoming) => match incoming.payload {
+                        Payload::Json(_) => incoming.into_owned().into_frame_or_typed().ok(),
+                        Payload::Typed(Typed::Batch(batch)) => return self.on_batch(now, batch),
+                        Payload::Typed(Typed::Answer(Some(accepted))) => {
+                            let ref_ = incoming.ref_.as_deref().unwrap_or_default();
+                            if let Some(what) = self.awaiting.remove(ref_) {
+                                self.on_accepted(now, what, accepted);
+                            }
+                            return;
+                        }
+                        Payload::Typed(Typed::Answer(None)) => Frame::decode(text),
                     },
                 }
             }
@@ -472,11 +506,16 @@ impl Client {
         let Some(frame) = decoded else {
             return;
         };
-        if let Some((status, response)) = frame.reply() {
+        if let Some((status, _)) = frame.reply() {
+            let ok = status == "ok";
             let waited = frame.ref_.as_ref().and_then(|r| self.awaiting.remove(r));
             if let Some(what) = waited {
-                let ok = status == "ok";
-                self.on_reply(now, frame.ref_.clone(), what, ok, response.clone());
+                let Frame {
+                    ref_, mut payload, ..
+                } = frame;
+                // Moved out, not copied: a join's answer may hold the document.
+                let response = payload.get_mut("response").map(Value::take);
+                self.on_reply(now, ref_, what, ok, response.unwrap_or_default());
             }
             return;
         }
@@ -509,7 +548,7 @@ impl Client {
 
     fn on_batch(&mut self, now: Millis, batch: ServerBatch) {
         if self.join == Join::Joined && !self.resyncing {
-            self.apply_batches(now, vec![batch]);
+            self.apply_batches(now, std::slice::from_ref(&batch));
         } else {
             self.held.push(batch);
         }
@@ -919,8 +958,9 @@ impl Client {
 
     // ---- internals ------------------------------------------------------------
 
-    fn topic(&self) -> String {
-        format!("project:{}", self.config.project)
+    /// `project:ID`, shared with the pushes that name it.
+    fn topic(&self) -> Arc<str> {
+        Arc::clone(&self.topic)
     }
 
     /// Whether `topic` is [`Client::topic`] (asked of every frame, so
@@ -1090,16 +1130,8 @@ impl Client {
                 ok,
                 response,
             }),
-            Awaiting::Join if ok => {
-                self.join = Join::Joined;
-                self.failed_joins = 0;
-                self.apply_state(now, response);
-                let held = std::mem::take(&mut self.held);
-                self.apply_batches(now, held);
-                self.events.push_back(Event::Joined {
-                    seq: self.replica.seq(),
-                });
-                self.send_pending(now);
+            what if ok && what.is_own() => {
+                self.on_accepted(now, what, Accepted::from_json(response))
             }
             Awaiting::Join => {
                 self.events
@@ -1107,14 +1139,6 @@ impl Client {
                 self.join = Join::Retry {
                     at: self.rejoin_at(now),
                 };
-            }
-            Awaiting::Diffs { batch_id } if ok => {
-                if let Some(seq) = response.get("seq").and_then(Value::as_u64) {
-                    self.replica.acknowledged(batch_id, seq);
-                    self.transient_refusals = 0;
-                    self.stats.acked += 1;
-                    self.events.push_back(Event::Acked { batch_id, seq });
-                }
             }
             Awaiting::Diffs { batch_id } => {
                 let reason = response.get("reason").and_then(Value::as_str).unwrap_or("");
@@ -1147,14 +1171,40 @@ impl Client {
                     }
                 }
             }
-            Awaiting::Sync | Awaiting::Verify if ok => {
-                if response.get("ok").and_then(Value::as_bool) == Some(true) {
+            Awaiting::Sync | Awaiting::Verify => self.resync_from(now, None),
+        }
+    }
+
+    /// An `ok` answer to a push of the sync engine ([`Awaiting::is_own`]).
+    fn on_accepted(&mut self, now: Millis, what: Awaiting, accepted: Accepted) {
+        match what {
+            Awaiting::Join => {
+                self.join = Join::Joined;
+                self.failed_joins = 0;
+                self.apply_state(now, accepted);
+                let held = std::mem::take(&mut self.held);
+                self.apply_batches(now, &held);
+                self.events.push_back(Event::Joined {
+                    seq: self.replica.seq(),
+                });
+                self.send_pending(now);
+            }
+            Awaiting::Diffs { batch_id } => {
+                if let Some(seq) = accepted.seq {
+                    self.replica.acknowledged(batch_id, seq);
+                    self.transient_refusals = 0;
+                    self.stats.acked += 1;
+                    self.events.push_back(Event::Acked { batch_id, seq });
+                }
+            }
+            Awaiting::Sync | Awaiting::Verify => {
+                if accepted.ok == Some(true) {
                     return;
                 }
                 self.resyncing = false;
-                self.apply_state(now, response);
+                self.apply_state(now, accepted);
                 let held = std::mem::take(&mut self.held);
-                self.apply_batches(now, held);
+                self.apply_batches(now, &held);
                 // Edits made while resyncing were held back, and a snapshot may
                 // have swallowed the broadcast of a batch already answered:
                 // send every pending batch again (the server answers the ones
@@ -1164,7 +1214,7 @@ impl Client {
                     self.send_pending(now);
                 }
             }
-            Awaiting::Sync | Awaiting::Verify => self.resync_from(now, None),
+            _ => {}
         }
     }
 
@@ -1187,34 +1237,32 @@ impl Client {
     }
 
     /// Installs a join/sync/verify answer: a snapshot or missed batches.
-    fn apply_state(&mut self, now: Millis, response: Value) {
-        let seq = response.get("seq").and_then(Value::as_u64).unwrap_or(0);
-        if let Some(snapshot) = response.get("snapshot") {
-            match serde_json::from_value::<Document>(snapshot.clone()) {
-                Ok(doc) => {
-                    if self.synced {
-                        self.stats.resyncs += 1;
-                        self.events.push_back(Event::Resynced { seq });
-                    }
-                    self.replica.reset(seq, doc);
-                    self.synced = true;
-                    self.events.push_back(Event::Changed);
+    fn apply_state(&mut self, now: Millis, accepted: Accepted) {
+        let seq = accepted.seq.unwrap_or(0);
+        match accepted.state {
+            State::Snapshot(Some(doc)) => {
+                if self.synced {
+                    self.stats.resyncs += 1;
+                    self.events.push_back(Event::Resynced { seq });
                 }
-                Err(_) => self.resyncing = true,
+                self.replica.reset(seq, doc);
+                self.synced = true;
+                self.events.push_back(Event::Changed);
             }
-        } else if let Some(batches) = response.get("batches") {
-            let batches: Vec<ServerBatch> =
-                serde_json::from_value(batches.clone()).unwrap_or_default();
-            self.synced = true;
-            self.apply_batches(now, batches);
+            State::Snapshot(None) => self.resyncing = true,
+            State::Batches(batches) => {
+                self.synced = true;
+                self.apply_batches(now, &batches);
+            }
+            State::Nothing => {}
         }
     }
 
-    fn apply_batches(&mut self, now: Millis, batches: Vec<ServerBatch>) {
+    fn apply_batches(&mut self, now: Millis, batches: &[ServerBatch]) {
         if batches.is_empty() {
             return;
         }
-        match self.replica.receive(&batches) {
+        match self.replica.receive(batches) {
             Ok(received) => {
                 if received.ignored < batches.len() {
                     self.events.push_back(Event::Changed);

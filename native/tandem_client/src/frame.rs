@@ -2,13 +2,16 @@
 //!
 //! Frames are written straight from any serializable payload, and read in
 //! one pass that parses the payload straight into the reader's type when the
-//! topic and event call for it ([`Incoming`]), so that a `batch` of diffs
-//! never goes through a `serde_json::Value` tree: that detour was the
-//! largest cost of a busy client.
+//! envelope (topic, event, ref) calls for it ([`Incoming`]), so that a
+//! `batch` of diffs or the answer to a push never goes through a
+//! `serde_json::Value` tree: that detour was the largest cost of a busy
+//! client. The envelope's strings stay borrowed from the text while only the
+//! payload is wanted.
 
 use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer, SeqAccess, Visitor};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -22,8 +25,8 @@ pub struct Frame {
     pub payload: Value,
 }
 
-/// The envelope of a frame about to be written: the payload is anything
-/// serializable, borrowed.
+/// The envelope of a frame: written before its payload (anything
+/// serializable, borrowed), and read before it, to choose how to read it.
 #[derive(Clone, Copy, Debug)]
 pub struct Envelope<'a> {
     pub join_ref: Option<&'a str>,
@@ -68,13 +71,14 @@ pub enum Payload<T> {
     Json(Value),
 }
 
-/// A V2 frame as read, its payload typed when the reader wanted it so.
+/// A V2 frame as read, its payload typed when the reader wanted it so. Its
+/// strings are owned, or borrowed from the frame's text ([`Incoming::read`]).
 #[derive(Debug, PartialEq)]
-pub struct Incoming<T> {
-    pub join_ref: Option<String>,
-    pub ref_: Option<String>,
-    pub topic: String,
-    pub event: String,
+pub struct Incoming<T, S = String> {
+    pub join_ref: Option<S>,
+    pub ref_: Option<S>,
+    pub topic: S,
+    pub event: S,
     pub payload: Payload<T>,
 }
 
@@ -84,14 +88,34 @@ impl<T: DeserializeOwned> Incoming<T> {
     /// and as JSON otherwise; `None` when it is not a V2 frame or the payload
     /// does not fit `T`.
     pub fn parse(text: &str, typed: impl Fn(&str, &str) -> bool) -> Option<Incoming<T>> {
+        let seed = |head: &Envelope<'_>| typed(head.topic, head.event).then_some(PhantomData);
+        Incoming::read(text, seed).map(Incoming::into_owned)
+    }
+}
+
+impl<'t, T> Incoming<T, Cow<'t, str>> {
+    /// As [`Incoming::parse`], the envelope choosing how the payload is
+    /// read: with the seed `seed` returns (into `T`), as JSON when none. The
+    /// envelope's strings are borrowed from `text` unless they hold escapes:
+    /// most frames are read for their payload alone.
+    pub fn read<S>(text: &'t str, seed: impl Fn(&Envelope<'_>) -> Option<S>) -> Option<Self>
+    where
+        S: for<'de> DeserializeSeed<'de, Value = T>,
+    {
         let mut reader = serde_json::Deserializer::from_str(text);
-        let seed = IncomingSeed {
-            typed,
-            payload: PhantomData,
-        };
-        let incoming = seed.deserialize(&mut reader).ok()?;
+        let incoming = IncomingSeed { seed }.deserialize(&mut reader).ok()?;
         reader.end().ok()?;
         Some(incoming)
+    }
+
+    pub fn into_owned(self) -> Incoming<T> {
+        Incoming {
+            join_ref: self.join_ref.map(Cow::into_owned),
+            ref_: self.ref_.map(Cow::into_owned),
+            topic: self.topic.into_owned(),
+            event: self.event.into_owned(),
+            payload: self.payload,
+        }
     }
 }
 
@@ -111,23 +135,59 @@ impl<T> Incoming<T> {
     }
 }
 
-struct IncomingSeed<F, T> {
-    typed: F,
-    payload: PhantomData<T>,
+/// A string of the frame's text, borrowed unless it holds escapes.
+struct Text<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(TextVisitor)
+    }
 }
 
-impl<'de, F: Fn(&str, &str) -> bool, T: DeserializeOwned> DeserializeSeed<'de>
-    for IncomingSeed<F, T>
+struct TextVisitor;
+
+impl<'de> Visitor<'de> for TextVisitor {
+    type Value = Text<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Text(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Text(Cow::Owned(v.to_owned())))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Text(Cow::Owned(v)))
+    }
+}
+
+struct IncomingSeed<F> {
+    seed: F,
+}
+
+impl<'de, F, S> DeserializeSeed<'de> for IncomingSeed<F>
+where
+    F: Fn(&Envelope<'_>) -> Option<S>,
+    S: for<'a> DeserializeSeed<'a>,
 {
-    type Value = Incoming<T>;
+    type Value = Incoming<<S as DeserializeSeed<'de>>::Value, Cow<'de, str>>;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_seq(self)
     }
 }
 
-impl<'de, F: Fn(&str, &str) -> bool, T: DeserializeOwned> Visitor<'de> for IncomingSeed<F, T> {
-    type Value = Incoming<T>;
+impl<'de, F, S> Visitor<'de> for IncomingSeed<F>
+where
+    F: Fn(&Envelope<'_>) -> Option<S>,
+    S: for<'a> DeserializeSeed<'a>,
+{
+    type Value = Incoming<<S as DeserializeSeed<'de>>::Value, Cow<'de, str>>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("[join_ref, ref, topic, event, payload]")
@@ -135,14 +195,20 @@ impl<'de, F: Fn(&str, &str) -> bool, T: DeserializeOwned> Visitor<'de> for Incom
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let missing = |n| de::Error::invalid_length(n, &"five elements");
-        let join_ref = seq.next_element()?.ok_or_else(|| missing(0))?;
-        let ref_ = seq.next_element()?.ok_or_else(|| missing(1))?;
-        let topic: String = seq.next_element()?.ok_or_else(|| missing(2))?;
-        let event: String = seq.next_element()?.ok_or_else(|| missing(3))?;
-        let payload = if (self.typed)(&topic, &event) {
-            Payload::Typed(seq.next_element()?.ok_or_else(|| missing(4))?)
-        } else {
-            Payload::Json(seq.next_element()?.ok_or_else(|| missing(4))?)
+        let join_ref: Option<Text> = seq.next_element()?.ok_or_else(|| missing(0))?;
+        let ref_: Option<Text> = seq.next_element()?.ok_or_else(|| missing(1))?;
+        let Text(topic) = seq.next_element()?.ok_or_else(|| missing(2))?;
+        let Text(event) = seq.next_element()?.ok_or_else(|| missing(3))?;
+        let (join_ref, ref_) = (join_ref.map(|t| t.0), ref_.map(|t| t.0));
+        let head = Envelope {
+            join_ref: join_ref.as_deref(),
+            ref_: ref_.as_deref(),
+            topic: &topic,
+            event: &event,
+        };
+        let payload = match (self.seed)(&head) {
+            Some(seed) => Payload::Typed(seq.next_element_seed(seed)?.ok_or_else(|| missing(4))?),
+            None => Payload::Json(seq.next_element()?.ok_or_else(|| missing(4))?),
         };
         if seq.next_element::<de::IgnoredAny>()?.is_some() {
             return Err(de::Error::invalid_length(6, &"five elements"));

@@ -12,6 +12,7 @@
 //! - [`client`]: the socket (heartbeats, reconnects, refs, push timeouts)
 //!   and the `project:ID` sync engine on top of `tandem_core::Replica`.
 
+mod answer;
 pub mod backoff;
 pub mod client;
 #[cfg(feature = "tokio")]

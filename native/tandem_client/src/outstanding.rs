@@ -3,35 +3,46 @@
 //! has many pushes in flight: the earliest deadline must not cost a scan.
 
 use crate::Millis;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 #[derive(Debug)]
 pub(crate) struct Outstanding<W> {
     by_ref: BTreeMap<String, (W, Millis)>,
-    by_deadline: BTreeSet<(Millis, String)>,
+    /// How many pushes are due at each deadline: enough to know the earliest
+    /// without copying refs. Expiries, which are rare, look through `by_ref`.
+    deadlines: BTreeMap<Millis, usize>,
 }
 
 impl<W> Default for Outstanding<W> {
     fn default() -> Self {
         Outstanding {
             by_ref: BTreeMap::new(),
-            by_deadline: BTreeSet::new(),
+            deadlines: BTreeMap::new(),
         }
     }
 }
 
 impl<W> Outstanding<W> {
     pub(crate) fn insert(&mut self, ref_: String, what: W, deadline: Millis) {
-        if let Some((_, old)) = self.by_ref.insert(ref_.clone(), (what, deadline)) {
-            self.by_deadline.remove(&(old, ref_.clone()));
+        if let Some((_, old)) = self.by_ref.insert(ref_, (what, deadline)) {
+            self.forget_deadline(old);
         }
-        self.by_deadline.insert((deadline, ref_));
+        *self.deadlines.entry(deadline).or_default() += 1;
     }
 
     pub(crate) fn remove(&mut self, ref_: &str) -> Option<W> {
         let (what, deadline) = self.by_ref.remove(ref_)?;
-        self.by_deadline.remove(&(deadline, ref_.to_owned()));
+        self.forget_deadline(deadline);
         Some(what)
+    }
+
+    fn forget_deadline(&mut self, deadline: Millis) {
+        if let Some(count) = self.deadlines.get_mut(&deadline) {
+            *count -= 1;
+            if *count == 0 {
+                self.deadlines.remove(&deadline);
+            }
+        }
     }
 
     pub(crate) fn get(&self, ref_: &str) -> Option<&W> {
@@ -44,7 +55,9 @@ impl<W> Outstanding<W> {
 
     /// The earliest deadline of all.
     pub(crate) fn next_deadline(&self) -> Option<Millis> {
-        self.by_deadline.first().map(|(deadline, _)| *deadline)
+        self.deadlines
+            .first_key_value()
+            .map(|(deadline, _)| *deadline)
     }
 
     /// Removes the pushes due at `now` that `expires` accepts, in ref order.
@@ -53,14 +66,15 @@ impl<W> Outstanding<W> {
         now: Millis,
         expires: impl Fn(&W) -> bool,
     ) -> Vec<(String, W)> {
-        let mut due: Vec<String> = self
-            .by_deadline
+        if self.next_deadline().is_none_or(|first| first > now) {
+            return Vec::new();
+        }
+        let due: Vec<String> = self
+            .by_ref
             .iter()
-            .take_while(|(deadline, _)| *deadline <= now)
-            .filter(|(_, ref_)| self.get(ref_).is_some_and(&expires))
-            .map(|(_, ref_)| ref_.clone())
+            .filter(|(_, (what, deadline))| *deadline <= now && expires(what))
+            .map(|(ref_, _)| ref_.clone())
             .collect();
-        due.sort_unstable();
         due.into_iter()
             .filter_map(|ref_| Some((ref_.clone(), self.remove(&ref_)?)))
             .collect()
@@ -68,7 +82,7 @@ impl<W> Outstanding<W> {
 
     /// Removes every push, in ref order.
     pub(crate) fn drain(&mut self) -> impl Iterator<Item = (String, W)> {
-        self.by_deadline.clear();
+        self.deadlines.clear();
         std::mem::take(&mut self.by_ref)
             .into_iter()
             .map(|(ref_, (what, _))| (ref_, what))

@@ -386,6 +386,17 @@ fn a_v2_frame_is_read_in_one_pass_with_the_payload_typed_only_where_asked() {
         (other.join_ref.as_deref(), other.ref_.as_deref()),
         (Some("1"), Some("2"))
     );
+    // Strings with escapes cannot be borrowed from the text: they are copied.
+    let escaped =
+        Incoming::<Batch, _>::read(r#"["1\"","\u0032","project:p","batch",{"seq":4}]"#, |h| {
+            wants(h.topic, h.event).then_some(std::marker::PhantomData::<Batch>)
+        });
+    let escaped = escaped.expect("a batch frame").into_owned();
+    assert_eq!(
+        (escaped.join_ref.as_deref(), escaped.ref_.as_deref()),
+        (Some("1\""), Some("2"))
+    );
+    assert_eq!(escaped.payload, Payload::Typed(Batch { seq: 4 }));
     for bad in [
         r#"[null,null,"project:p","batch",{"seq":"four"}]"#, // does not fit the type
         r#"[null,null,"project:p","batch",{"seq":4},6]"#,    // six elements

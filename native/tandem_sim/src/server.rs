@@ -9,21 +9,26 @@
 //! sequence numbers and retries is `tandem_core`'s.
 
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::Arc;
 use tandem_client::frame::{Envelope, Incoming, Payload};
 use tandem_core::codec;
-use tandem_core::room::{IncomingBatch, JournalEntry, LogBounds, Submitted};
+use tandem_core::room::{
+    Ack, CatchUp, IncomingBatch, JournalEntry, LogBounds, ServerBatch, Submitted,
+};
 use tandem_core::{Checksum, Limits, Room};
 
 /// A connection id, unique for the life of the simulation.
 pub type ConnId = u64;
 
-/// What the server wants sent on a connection.
+/// What the server wants sent on a connection. A broadcast's frame is
+/// written once and shared by every member's copy.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Outgoing {
     pub conn: ConnId,
-    pub frame: String,
+    pub frame: Rc<String>,
 }
 
 /// A batch made durable.
@@ -52,8 +57,16 @@ struct Held {
     join_ref: Ref,
     ref_: Ref,
     topic: String,
-    response: Value,
-    broadcast: Option<String>,
+    ack: Ack,
+    broadcast: Option<Rc<String>>,
+}
+
+/// A journaled batch. Its MessagePack bytes are what storage holds, but only
+/// a reload reads them, so they are written then (the same bytes): most
+/// entries are covered by a snapshot before any reload.
+struct Entry {
+    batch: Arc<ServerBatch>,
+    ack: Ack,
 }
 
 /// The simulated server of one project.
@@ -61,12 +74,15 @@ pub struct SimServer {
     room: Room,
     project: String,
     members: BTreeMap<ConnId, Member>,
-    /// Journal entries on "disk", and the last snapshot.
-    journal: Vec<Vec<u8>>,
-    snapshot: Option<Vec<u8>>,
+    /// Journal entries on "disk", and the room as of the last snapshot: its
+    /// bytes are written when a reload reads them (the same bytes), since
+    /// most snapshots are replaced before any reload, and writing one costs
+    /// several times more than copying the room.
+    journal: Vec<Entry>,
+    snapshot: Option<Room>,
     /// Sequenced but not yet durable: their replies wait for `commit`.
     held: Vec<Held>,
-    unjournaled: Vec<(Durable, Vec<u8>)>,
+    unjournaled: Vec<(Durable, Entry)>,
     /// seq → (client_id, batch_id) of every batch ever made durable.
     history: BTreeMap<u64, Durable>,
     pub snapshot_every: usize,
@@ -139,17 +155,17 @@ impl SimServer {
             self.journal.push(entry);
         }
         if self.journal.len() >= self.snapshot_every {
-            self.snapshot = Some(self.room.snapshot());
+            self.snapshot = Some(self.room.clone());
             self.journal.clear();
         }
         let mut out = Vec::new();
         for held in std::mem::take(&mut self.held) {
             if let Some(batch) = &held.broadcast {
-                out.extend(self.broadcast(batch));
+                self.broadcast(batch, &mut out);
             }
             out.push(Outgoing {
                 conn: held.conn,
-                frame: reply(&held.join_ref, &held.ref_, &held.topic, "ok", held.response),
+                frame: reply(&held.join_ref, &held.ref_, &held.topic, "ok", &held.ack),
             });
         }
         out
@@ -170,18 +186,12 @@ impl SimServer {
         self.journal_failures += 1;
         self.unjournaled.clear();
         self.reload();
-        let failed = json!({"reason": "unavailable", "message": "the journal write failed"});
+        let failed = Response::refusal("unavailable", Some("the journal write failed"));
         std::mem::take(&mut self.held)
             .into_iter()
             .map(|held| Outgoing {
                 conn: held.conn,
-                frame: reply(
-                    &held.join_ref,
-                    &held.ref_,
-                    &held.topic,
-                    "error",
-                    failed.clone(),
-                ),
+                frame: reply(&held.join_ref, &held.ref_, &held.topic, "error", &failed),
             })
             .collect()
     }
@@ -199,11 +209,15 @@ impl SimServer {
     /// The room as storage has it: the snapshot plus the journal after it.
     fn reload(&mut self) {
         let mut room = match &self.snapshot {
-            Some(bytes) => Room::restore(bytes, Limits::default(), bounds()).expect("own snapshot"),
+            Some(taken) => {
+                let bytes = taken.snapshot();
+                Room::restore(&bytes, Limits::default(), bounds()).expect("own snapshot")
+            }
             None => Room::new(Limits::default(), bounds()),
         };
-        for entry in &self.journal {
-            let entry: JournalEntry = codec::from_msgpack(entry).expect("own journal");
+        for Entry { batch, ack } in &self.journal {
+            let bytes = JournalEntry::encode(batch, ack);
+            let entry: JournalEntry = codec::from_msgpack(&bytes).expect("own journal");
             room.replay(entry).expect("journal replays");
         }
         self.room = room;
@@ -223,17 +237,17 @@ impl SimServer {
             return Vec::new();
         };
         let event = event.as_str();
-        let respond = |status: &str, response: Value| {
+        let respond = |status: &str, response: Response| {
             vec![Outgoing {
                 conn,
-                frame: reply(&join_ref, &ref_, &topic, status, response),
+                frame: reply(&join_ref, &ref_, &topic, status, &response),
             }]
         };
         if topic == "phoenix" && event == "heartbeat" {
-            return respond("ok", json!({}));
+            return respond("ok", Response::Empty {});
         }
         if topic != self.project {
-            return respond("error", json!({"reason": "unmatched topic"}));
+            return respond("error", Response::refusal("unmatched topic", None));
         }
         // As the real room does: answers that show state flush first, so no
         // client ever sees a batch that a restart could take back.
@@ -242,10 +256,11 @@ impl SimServer {
         } else {
             Vec::new()
         };
-        out.extend(self.dispatch(conn, join_ref, ref_, topic, event, payload));
+        out.extend(self.dispatch(conn, join_ref, ref_, topic, event, payload, frame));
         out
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn dispatch(
         &mut self,
         conn: ConnId,
@@ -254,18 +269,19 @@ impl SimServer {
         topic: String,
         event: &str,
         payload: Payload<IncomingBatch>,
+        text: &str,
     ) -> Vec<Outgoing> {
-        let respond = |status: &str, response: Value| {
+        let respond = |status: &str, response: Response| {
             vec![Outgoing {
                 conn,
-                frame: reply(&join_ref, &ref_, &topic, status, response),
+                frame: reply(&join_ref, &ref_, &topic, status, &response),
             }]
         };
         match event {
             "phx_join" => self.join(conn, join_ref.clone(), &topic, &value(payload), respond),
             "phx_leave" => {
                 self.members.remove(&conn);
-                respond("ok", json!({}))
+                respond("ok", Response::Empty {})
             }
             _ => {
                 let Some(member) = self.members.get(&conn).filter(|m| m.join_ref == join_ref)
@@ -276,17 +292,18 @@ impl SimServer {
                 match event {
                     "diffs" => {
                         let Payload::Typed(batch) = payload else {
-                            let response = json!({"reason": "malformed"});
-                            return respond("error", response);
+                            return respond("error", Response::refusal("malformed", None));
                         };
-                        self.diffs(conn, join_ref, ref_, topic, &client_id, &user_id, batch)
+                        let sent = diffs_as_sent(text).map(str::to_owned);
+                        let who = (client_id.as_str(), user_id.as_str());
+                        self.diffs(conn, join_ref, ref_, topic, who, batch, sent)
                     }
                     "sync" => {
                         let since = value(payload).get("since").and_then(Value::as_u64);
-                        respond("ok", catch_up(&self.room, since))
+                        respond("ok", Response::CatchUp(self.room.catch_up(since)))
                     }
                     "verify" => respond("ok", self.verify(&value(payload))),
-                    _ => respond("error", json!({"reason": "unknown_event"})),
+                    _ => respond("error", Response::refusal("unknown_event", None)),
                 }
             }
         }
@@ -298,14 +315,14 @@ impl SimServer {
         join_ref: Ref,
         topic: &str,
         payload: &Value,
-        respond: impl Fn(&str, Value) -> Vec<Outgoing>,
+        respond: impl Fn(&str, Response) -> Vec<Outgoing>,
     ) -> Vec<Outgoing> {
         let protocol = payload.get("protocol").and_then(Value::as_u64).unwrap_or(0);
         if !tandem_core::protocol_supported(protocol as u32) {
-            return respond("error", json!({"reason": "unsupported_protocol"}));
+            return respond("error", Response::refusal("unsupported_protocol", None));
         }
         let Some(client_id) = payload.get("client_id").and_then(Value::as_str) else {
-            return respond("error", json!({"reason": "invalid_client_id"}));
+            return respond("error", Response::refusal("invalid_client_id", None));
         };
         let since = payload.get("last_seq").and_then(Value::as_u64);
         self.members.insert(
@@ -317,7 +334,7 @@ impl SimServer {
                 user_id: format!("user-{client_id}"),
             },
         );
-        respond("ok", catch_up(&self.room, since))
+        respond("ok", Response::CatchUp(self.room.catch_up(since)))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -327,12 +344,13 @@ impl SimServer {
         join_ref: Ref,
         ref_: Ref,
         topic: String,
-        client_id: &str,
-        user_id: &str,
+        (client_id, user_id): (&str, &str),
         batch: IncomingBatch,
+        sent: Option<String>,
     ) -> Vec<Outgoing> {
-        let sent = serde_json::to_string(&batch.diffs).expect("diffs encode");
-        let (response, broadcast) = match self.room.submit(client_id, user_id, batch) {
+        let sent =
+            sent.unwrap_or_else(|| serde_json::to_string(&batch.diffs).expect("diffs encode"));
+        let (ack, broadcast) = match self.room.submit(client_id, user_id, batch) {
             Ok(Submitted::Accepted { ack, batch }) => {
                 let durable = Durable {
                     seq: batch.seq,
@@ -340,18 +358,21 @@ impl SimServer {
                     batch_id: batch.batch_id,
                     sent,
                 };
-                self.unjournaled
-                    .push((durable, JournalEntry::encode(&batch, &ack)));
                 let frame = frame(&None, &None, &topic, "batch", batch.as_ref());
-                (json!(ack), Some(frame))
+                let entry = Entry {
+                    batch,
+                    ack: ack.clone(),
+                };
+                self.unjournaled.push((durable, entry));
+                (ack, Some(Rc::new(frame)))
             }
-            Ok(Submitted::Duplicate(ack)) => (json!(ack), None),
+            Ok(Submitted::Duplicate(ack)) => (ack, None),
             Err(rejection) => {
-                let response =
-                    json!({"reason": rejection.reason(), "message": rejection.to_string()});
+                let message = rejection.to_string();
+                let response = Response::refusal(rejection.reason(), Some(&message));
                 return vec![Outgoing {
                     conn,
-                    frame: reply(&join_ref, &ref_, &topic, "error", response),
+                    frame: reply(&join_ref, &ref_, &topic, "error", &response),
                 }];
             }
         };
@@ -361,13 +382,13 @@ impl SimServer {
             join_ref,
             ref_,
             topic,
-            response,
+            ack,
             broadcast,
         });
         Vec::new()
     }
 
-    fn verify(&self, payload: &Value) -> Value {
+    fn verify(&self, payload: &Value) -> Response<'_> {
         let seq = payload
             .get("seq")
             .and_then(Value::as_u64)
@@ -377,23 +398,40 @@ impl SimServer {
             .and_then(Value::as_str)
             .and_then(Checksum::parse);
         if claimed.is_some() && self.room.checksum_at(seq) == claimed {
-            return json!({"ok": true});
+            return Response::Verified { ok: true };
         }
-        let mut reply = catch_up(&self.room, None);
-        reply["ok"] = json!(false);
-        reply
+        Response::Mismatched {
+            ok: false,
+            state: self.room.catch_up(None),
+        }
     }
 
-    fn broadcast(&self, frame: &str) -> Vec<Outgoing> {
-        self.members
-            .iter()
-            .filter(|(_, m)| m.topic == self.project)
-            .map(|(&conn, _)| Outgoing {
-                conn,
-                frame: frame.to_owned(),
-            })
-            .collect()
+    /// Queues `frame` for every member of the project.
+    fn broadcast(&self, frame: &Rc<String>, out: &mut Vec<Outgoing>) {
+        let members = self.members.iter();
+        out.extend(
+            members
+                .filter(|(_, m)| m.topic == self.project)
+                .map(|(&conn, _)| Outgoing {
+                    conn,
+                    frame: Rc::clone(frame),
+                }),
+        );
     }
+}
+
+/// The diffs of a `"diffs"` push as its text has them, when the frame is
+/// laid out as the client writes it (`…,"diffs",{"batch_id":N,"diffs":D}]`):
+/// the very JSON the client made of them, so not written again. A first `{`
+/// right after `"diffs",` can only be the payload's: quotes inside strings
+/// are escaped. (Were the client to write another field after the
+/// diffs, the ledger would see edits that never arrived and say so.)
+fn diffs_as_sent(frame: &str) -> Option<&str> {
+    let (envelope, payload) = frame.split_at(frame.find('{')?);
+    envelope.strip_suffix(r#""diffs","#)?;
+    let batch_id = payload.strip_prefix(r#"{"batch_id":"#)?;
+    let diffs = batch_id.trim_start_matches(|c: char| c.is_ascii_digit());
+    diffs.strip_prefix(r#","diffs":"#)?.strip_suffix("}]")
 }
 
 /// A payload that is not a batch.
@@ -404,8 +442,32 @@ fn value(payload: Payload<IncomingBatch>) -> Value {
     }
 }
 
-fn catch_up(room: &Room, since: Option<u64>) -> Value {
-    serde_json::to_value(room.catch_up(since)).expect("catch-up encodes")
+/// The `response` of a reply, written straight into its frame.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Response<'a> {
+    Empty {},
+    /// Keys in the order a JSON object's keys sort, as the real server's.
+    Refusal {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message: Option<&'a str>,
+        reason: &'a str,
+    },
+    CatchUp(CatchUp<'a>),
+    Verified {
+        ok: bool,
+    },
+    Mismatched {
+        ok: bool,
+        #[serde(flatten)]
+        state: CatchUp<'a>,
+    },
+}
+
+impl<'a> Response<'a> {
+    fn refusal(reason: &'a str, message: Option<&'a str>) -> Response<'a> {
+        Response::Refusal { message, reason }
+    }
 }
 
 /// A V2 frame written straight from its payload (no `Value` tree between).
@@ -419,17 +481,57 @@ fn frame(join_ref: &Ref, ref_: &Ref, topic: &str, event: &str, payload: &impl Se
     envelope.encode(payload)
 }
 
-fn reply(join_ref: &Ref, ref_: &Ref, topic: &str, status: &str, response: Value) -> String {
+fn reply(
+    join_ref: &Ref,
+    ref_: &Ref,
+    topic: &str,
+    status: &str,
+    response: &impl Serialize,
+) -> Rc<String> {
     #[derive(Serialize)]
-    struct Reply<'a> {
+    struct Reply<'a, R> {
         status: &'a str,
-        response: Value,
+        response: &'a R,
     }
-    frame(
-        join_ref,
-        ref_,
-        topic,
-        "phx_reply",
-        &Reply { status, response },
-    )
+    let reply = Reply { status, response };
+    Rc::new(frame(join_ref, ref_, topic, "phx_reply", &reply))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::diffs_as_sent;
+    use serde_json::json;
+    use tandem_client::frame::Envelope;
+    use tandem_core::room::IncomingBatch;
+    use tandem_core::Diff;
+
+    #[test]
+    fn the_diffs_as_sent_are_the_json_the_client_made_of_them() {
+        let diffs = vec![
+            Diff::set("a{\"diffs\",{".to_owned(), "name", Some(json!("}]"))),
+            Diff::Remove { id: "b".into() },
+        ];
+        let batch = IncomingBatch {
+            batch_id: 12,
+            diffs: diffs.clone(),
+        };
+        let envelope = Envelope {
+            join_ref: Some("3"),
+            ref_: Some("7"),
+            topic: "project:p",
+            event: "diffs",
+        };
+        let frame = envelope.encode(&batch);
+        let json = serde_json::to_string(&diffs).unwrap();
+        assert_eq!(diffs_as_sent(&frame), Some(json.as_str()));
+        // Laid out otherwise, or a `{` before the payload: not found (the
+        // diffs are then written again).
+        let spaced = frame.replace(r#","diffs":"#, r#", "diffs": "#);
+        assert_eq!(diffs_as_sent(&spaced), None);
+        let braced = Envelope {
+            join_ref: Some("{"),
+            ..envelope
+        };
+        assert_eq!(diffs_as_sent(&braced.encode(&batch)), None);
+    }
 }

@@ -19,7 +19,10 @@ use crate::server::{ConnId, SimServer};
 use crate::workload::{next_operation, Operation};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::collections::{BTreeMap, BTreeSet};
+use std::borrow::Cow;
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::rc::Rc;
 use tandem_client::{Client, Config, Event, Millis};
 
 /// What a run is asked to do.
@@ -83,7 +86,7 @@ pub struct Report {
 #[derive(Debug)]
 enum Ev {
     ToServer(ConnId, String),
-    ToClient(ConnId, String),
+    ToClient(ConnId, Rc<String>),
     Opened(usize, u64, ConnId),
     Op(usize),
     Commit,
@@ -93,6 +96,41 @@ enum Ev {
     RestartServer,
     JournalFails,
 }
+
+/// An event due at `time`; events due at the same time run in the order they
+/// were scheduled. Ordered for [`BinaryHeap`], a max-heap: the earliest first.
+#[derive(Debug)]
+struct Scheduled {
+    time: Millis,
+    order: u64,
+    ev: Ev,
+}
+
+impl Scheduled {
+    fn key(&self) -> (Millis, u64) {
+        (self.time, self.order)
+    }
+}
+
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> Ordering {
+        other.key().cmp(&self.key())
+    }
+}
+
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for Scheduled {}
 
 struct Peer {
     client: Client,
@@ -105,7 +143,7 @@ struct Peer {
 struct World {
     now: Millis,
     rng: ChaCha8Rng,
-    queue: BTreeMap<(Millis, u64), Ev>,
+    queue: BinaryHeap<Scheduled>,
     order: u64,
     server: SimServer,
     peers: Vec<Peer>,
@@ -119,17 +157,22 @@ struct World {
     mismatch_open: bool,
     /// Each refused batch, as `client/batch: reason`.
     refusals: Vec<String>,
-    /// (client_id, diffs as sent) → batches made by clients minus batches
+    /// client_id → diffs as sent → batches made by clients minus batches
     /// made durable: at the end no edit may be missing (unless its client
     /// restarted, losing what was unacknowledged) and none counted twice.
-    ledger: BTreeMap<(String, String), i64>,
+    ledger: Ledger,
     /// Client ids of restarted clients.
     dead: BTreeSet<String>,
     /// How much of the server's history the ledger has seen.
     ledger_seq: u64,
+    /// Clients pumped since their timer was last read.
+    touched: Vec<bool>,
 }
 
 const PROJECT: &str = "fuzz";
+
+/// client_id → diffs as sent → count (see [`World::ledger`]).
+type Ledger = BTreeMap<String, BTreeMap<String, i64>>;
 
 /// Client timings for fuzzing: short, so that stalls and cuts are noticed
 /// and healed within a run (shared by `sim` and `net`).
@@ -148,7 +191,11 @@ pub fn client_config(project: &str, id: String, seed: u64) -> Config {
 impl World {
     fn at(&mut self, time: Millis, ev: Ev) {
         self.order += 1;
-        self.queue.insert((time, self.order), ev);
+        self.queue.push(Scheduled {
+            time,
+            order: self.order,
+            ev,
+        });
     }
 
     fn latency(&mut self) -> Millis {
@@ -160,21 +207,19 @@ impl World {
     }
 
     /// Schedules a frame on a link, keeping each direction FIFO.
-    fn send(&mut self, conn: ConnId, to_server: bool, frame: String) {
+    fn send(&mut self, conn: ConnId, frame: Ev) {
         let lat = self.latency();
         let now = self.now;
         let Some(link) = self.links.get_mut(&conn) else {
             return;
         };
-        let last = if to_server { &mut link.1 } else { &mut link.2 };
+        let last = match frame {
+            Ev::ToServer(..) => &mut link.1,
+            _ => &mut link.2,
+        };
         let at = (now + lat).max(*last).max(link.3);
         *last = at;
-        let ev = if to_server {
-            Ev::ToServer(conn, frame)
-        } else {
-            Ev::ToClient(conn, frame)
-        };
-        self.at(at, ev);
+        self.at(at, frame);
     }
 
     fn cut(&mut self, peer: usize) {
@@ -187,7 +232,12 @@ impl World {
     }
 
     /// Drains what a client wants done.
+    /// Every input to a client is followed by this, so it also marks the
+    /// client's timer to be read again.
     fn pump(&mut self, peer: usize) {
+        if let Some(touched) = self.touched.get_mut(peer) {
+            *touched = true;
+        }
         let now = self.now;
         if self.peers[peer].client.poll_close() {
             // The client already considers itself disconnected.
@@ -206,7 +256,7 @@ impl World {
         }
         while let Some(frame) = self.peers[peer].client.poll_transmit() {
             if let Some(conn) = self.peers[peer].conn {
-                self.send(conn, true, frame);
+                self.send(conn, Ev::ToServer(conn, frame));
             }
         }
         while let Some(event) = self.peers[peer].client.poll_event() {
@@ -237,7 +287,7 @@ impl World {
 
     fn deliver_outgoing(&mut self, out: Vec<crate::server::Outgoing>) {
         for o in out {
-            self.send(o.conn, false, o.frame);
+            self.send(o.conn, Ev::ToClient(o.conn, o.frame));
         }
         if self.server.has_uncommitted() && !self.commit_scheduled {
             self.commit_scheduled = true;
@@ -345,11 +395,13 @@ impl World {
         let client = &self.peers[peer].client;
         let made = client.replica().pending().find(|p| p.batch_id == batch_id);
         let diffs = made.expect("a new batch is pending").diffs.as_slice();
-        let key = (
-            client.config().client_id.clone(),
-            serde_json::to_string(diffs).expect("diffs encode"),
+        let diffs = serde_json::to_string(diffs).expect("diffs encode");
+        tally(
+            &mut self.ledger,
+            &client.config().client_id,
+            Cow::Owned(diffs),
+            1,
         );
-        *self.ledger.entry(key).or_default() += 1;
     }
 
     /// Counts the batches made durable since the last look.
@@ -360,8 +412,12 @@ impl World {
             .range(self.ledger_seq + 1..)
             .map(|(_, d)| d)
         {
-            let key = (durable.client_id.clone(), durable.sent.clone());
-            *self.ledger.entry(key).or_default() -= 1;
+            tally(
+                &mut self.ledger,
+                &durable.client_id,
+                Cow::Borrowed(&durable.sent),
+                -1,
+            );
         }
         if let Some(&last) = self.server.history().keys().next_back() {
             self.ledger_seq = last;
@@ -370,7 +426,11 @@ impl World {
 
     /// An edit missing from the server, or sequenced twice.
     fn ledger_fault(&self) -> Option<String> {
-        self.ledger.iter().find_map(|((client, diffs), &count)| {
+        let counts = self.ledger.iter().flat_map(|(client, made)| {
+            made.iter()
+                .map(move |(diffs, &count)| (client, diffs, count))
+        });
+        counts.into_iter().find_map(|(client, diffs, count)| {
             let lost = count > 0 && !self.dead.contains(client);
             match (lost, count < 0) {
                 (true, _) => Some(format!(
@@ -405,16 +465,27 @@ impl World {
         }
     }
 
-    /// Runs until `until`, or until nothing is left to do. Each step reads
-    /// every client's next timer once: handling one client's timer or queued
-    /// event never moves another client's (their frames travel through the
-    /// queue).
+    /// Runs until `until`, or until nothing is left to do. Each step knows
+    /// every client's next timer: handling one client's timer or queued event
+    /// never moves another client's (their frames travel through the queue),
+    /// and only a client something was done to (see [`World::pump`]) is
+    /// asked again.
     fn run_until(&mut self, until: Millis) {
-        let mut timers: Vec<Option<Millis>> = Vec::with_capacity(self.peers.len());
+        let mut timers: Vec<Option<Millis>> = vec![None; self.peers.len()];
+        self.touched.clear();
+        self.touched.resize(self.peers.len(), true);
         loop {
-            timers.clear();
-            timers.extend(self.peers.iter().map(|p| p.client.poll_timeout()));
-            let queued = self.queue.keys().next().map(|k| k.0);
+            for (peer, touched) in self.touched.iter_mut().enumerate() {
+                if std::mem::take(touched) {
+                    timers[peer] = self.peers[peer].client.poll_timeout();
+                }
+            }
+            debug_assert!(self
+                .peers
+                .iter()
+                .zip(&timers)
+                .all(|(p, &t)| p.client.poll_timeout() == t));
+            let queued = self.queue.peek().map(|s| s.time);
             let Some(t) = timers.iter().flatten().copied().chain(queued).min() else {
                 break;
             };
@@ -428,11 +499,9 @@ impl World {
                     self.pump(peer);
                 }
             }
-            if let Some((&key, _)) = self.queue.iter().next() {
-                if key.0 <= self.now {
-                    let ev = self.queue.remove(&key).expect("present");
-                    self.handle(ev);
-                }
+            if self.queue.peek().is_some_and(|s| s.time <= self.now) {
+                let next = self.queue.pop().expect("present");
+                self.handle(next.ev);
             }
         }
         self.now = self.now.max(until);
@@ -462,11 +531,26 @@ impl World {
 
     fn quiet(&self) -> bool {
         !self.server.has_uncommitted()
-            && self.queue.values().all(|e| matches!(e, Ev::Op(_)))
+            && self.queue.iter().all(|s| matches!(s.ev, Ev::Op(_)))
             && self
                 .peers
                 .iter()
                 .all(|p| p.client.is_joined() && p.client.replica().pending().len() == 0)
+    }
+}
+
+/// Adds `delta` to the ledger's count of `diffs` made by `client`, copying
+/// the keys only when they are new.
+fn tally(ledger: &mut Ledger, client: &str, diffs: Cow<'_, str>, delta: i64) {
+    let made = match ledger.get_mut(client) {
+        Some(made) => made,
+        None => ledger.entry(client.to_owned()).or_default(),
+    };
+    match made.get_mut(diffs.as_ref()) {
+        Some(count) => *count += delta,
+        None => {
+            made.insert(diffs.into_owned(), delta);
+        }
     }
 }
 
@@ -500,7 +584,7 @@ pub fn run(config: &SimConfig) -> Report {
     let mut world = World {
         now: 0,
         rng,
-        queue: BTreeMap::new(),
+        queue: BinaryHeap::new(),
         order: 0,
         server: SimServer::new(PROJECT),
         peers,
@@ -515,6 +599,7 @@ pub fn run(config: &SimConfig) -> Report {
         ledger: BTreeMap::new(),
         dead: BTreeSet::new(),
         ledger_seq: 0,
+        touched: Vec::new(),
     };
     for peer in 0..config.clients {
         world.pump(peer);
@@ -527,9 +612,9 @@ pub fn run(config: &SimConfig) -> Report {
     }
     world.run_until(horizon + 1_000);
     // Heal: no more faults are scheduled; let everything settle.
-    world.queue.retain(|_, e| {
+    world.queue.retain(|s| {
         !matches!(
-            e,
+            s.ev,
             Ev::Cut(_) | Ev::Stall(_) | Ev::RestartClient(_) | Ev::RestartServer | Ev::JournalFails
         )
     });
