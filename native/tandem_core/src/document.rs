@@ -343,10 +343,6 @@ impl Document {
         }
     }
 
-    fn check_attr(&self, key: &str, value: &Value) -> Result<(), DropReason> {
-        check_attr(&self.limits, key, value)
-    }
-
     fn add(
         &mut self,
         id: ObjectId,
@@ -536,28 +532,36 @@ impl Document {
         mut value: Option<Value>,
         sink: &mut Sink<'_>,
     ) -> Result<bool, DropReason> {
-        let attrs = self.objects.get(&id).ok_or(DropReason::MissingTarget)?;
+        // One lookup of the object for the checks and the write.
+        let attrs = self.objects.get_mut(&id).ok_or(DropReason::MissingTarget)?;
         if let Some(v) = &value {
-            self.check_attr(&key, v)?;
-            if !attrs.contains_key(key.as_str()) && attrs.len() >= self.limits.max_attrs_per_object
+            check_attr(&self.limits, &key, v)?;
+            if attrs.len() >= self.limits.max_attrs_per_object && !attrs.contains_key(key.as_str())
             {
                 return Err(DropReason::TooManyAttributes);
             }
         } else if !Limits::name_ok(&key, self.limits.max_key_bytes) {
             return Err(DropReason::InvalidKey);
         }
-        let old = match &sink.applied {
-            Some(_) => self.put_attr(&id, &key, value.clone()),
-            None => self.put_attr(&id, &key, value.take()),
-        };
-        if let Some(inverse) = &mut sink.inverse {
-            inverse.push(Diff::Set {
+        let sum = self.summing.then_some(&mut self.checksum);
+        if sink.applied.is_some() {
+            let old = put(attrs, sum, &id, &key, value.clone());
+            sink.invert(|| Diff::Set {
                 id: id.clone(),
                 key: key.clone(),
                 value: old,
             });
+            sink.record(|| Diff::Set { id, key, value });
+        } else {
+            // Nothing recorded as applied: the id and key move into the
+            // inverse instead of being copied.
+            let old = put(attrs, sum, &id, &key, value.take());
+            sink.invert(|| Diff::Set {
+                id,
+                key,
+                value: old,
+            });
         }
-        sink.record(|| Diff::Set { id, key, value });
         Ok(false)
     }
 
@@ -565,19 +569,13 @@ impl Document {
     /// current; returns the old value. Indices are the caller's business.
     fn put_attr(&mut self, id: &str, key: &str, value: Option<Value>) -> Option<Value> {
         let attrs = self.objects.get_mut(id).expect("caller checked existence");
-        let summing = self.summing;
-        if let (true, Some(v)) = (summing, &value) {
-            self.checksum.add(attr_term(id, key, v));
-        }
-        let old = match (value, attrs.get_mut(key)) {
-            (Some(v), Some(slot)) => Some(std::mem::replace(slot, v)),
-            (Some(v), None) => attrs.insert(key.into(), v),
-            (None, _) => attrs.remove(key),
-        };
-        if let (true, Some(o)) = (summing, &old) {
-            self.checksum.sub(attr_term(id, key, o));
-        }
-        old
+        put(
+            attrs,
+            self.summing.then_some(&mut self.checksum),
+            id,
+            key,
+            value,
+        )
     }
 
     /// Whether `candidate` is `id` or lies below it.
@@ -729,6 +727,33 @@ impl Builder {
         }
         Ok(doc)
     }
+}
+
+/// Replaces attribute `key` of object `id` (whose attributes are `attrs`),
+/// keeping `sum` current when given; returns the old value.
+fn put(
+    attrs: &mut Attrs,
+    sum: Option<&mut Checksum>,
+    id: &str,
+    key: &str,
+    value: Option<Value>,
+) -> Option<Value> {
+    let new_term = match (&sum, &value) {
+        (Some(_), Some(v)) => attr_term(id, key, v),
+        _ => 0,
+    };
+    let old = match (value, attrs.get_mut(key)) {
+        (Some(v), Some(slot)) => Some(std::mem::replace(slot, v)),
+        (Some(v), None) => attrs.insert(key.into(), v),
+        (None, _) => attrs.remove(key),
+    };
+    if let Some(sum) = sum {
+        sum.add(new_term);
+        if let Some(o) = &old {
+            sum.sub(attr_term(id, key, o));
+        }
+    }
+    old
 }
 
 /// Where [`Document::apply_into`] writes what it applied and, when asked,
