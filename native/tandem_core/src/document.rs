@@ -648,13 +648,18 @@ impl Builder {
         }
     }
 
+    /// The limits the document is built under.
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
     /// Adds one object.
     pub(crate) fn push(&mut self, id: ObjectId, attrs: Attrs) -> Result<(), SnapshotError> {
         let reserved = check_each_attr(&self.limits, &attrs);
         self.push_checked(id, attrs, reserved)
     }
 
-    /// Adds one object whose attribute names and values were each checked
+    /// Adds one object whose attribute count, names and values were checked
     /// already (a reader that checked them as it read them); `reserved` is
     /// that check's outcome.
     pub(crate) fn push_checked(
@@ -666,7 +671,7 @@ impl Builder {
         if !Limits::name_ok(&id, self.limits.max_id_bytes) {
             return Err(SnapshotError::Limits(id, DropReason::InvalidId));
         }
-        let (parent, z) = match reserved.and_then(|r| r.key(&self.limits, &attrs)) {
+        let (parent, z) = match reserved.and_then(|r| r.key(&attrs)) {
             Ok(key) => key,
             Err(reason) => return Err(SnapshotError::Limits(id, reason)),
         };
@@ -801,7 +806,7 @@ pub struct BatchResult {
 /// Checks a new object's attributes and returns its sibling key (see
 /// [`sibling_key`]), looking each reserved attribute up once.
 fn check_attrs<'a>(limits: &Limits, attrs: &'a Attrs) -> Result<(&'a str, &'a str), DropReason> {
-    check_each_attr(limits, attrs)?.key(limits, attrs)
+    check_each_attr(limits, attrs)?.key(attrs)
 }
 
 /// Where an object's reserved attributes sit among its attributes (by
@@ -824,13 +829,9 @@ impl Reserved {
         }
     }
 
-    /// The object's sibling key (see [`sibling_key`]) after the checks that
-    /// concern the whole object: the attribute count, then `parent` and `z`
-    /// in that order.
-    fn key<'a>(self, limits: &Limits, attrs: &'a Attrs) -> Result<(&'a str, &'a str), DropReason> {
-        if attrs.len() > limits.max_attrs_per_object {
-            return Err(DropReason::TooManyAttributes);
-        }
+    /// The object's sibling key (see [`sibling_key`]) after the checks of
+    /// the reserved attributes' values: `parent`, then `z`.
+    fn key(self, attrs: &Attrs) -> Result<(&str, &str), DropReason> {
         let at = |index: Option<usize>| index.and_then(|i| attrs.get_indexed(i)).map(|(_, v)| v);
         let parent = match at(self.parent) {
             None => ROOT,

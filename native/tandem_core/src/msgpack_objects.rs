@@ -51,12 +51,12 @@ pub(crate) fn read_document(
     let mut reader = Reader { rest: bytes };
     let count = reader.map_len()?;
     // Every entry takes at least two bytes, so the input bounds the reservation.
-    let mut builder = Builder::new(limits.clone(), count.min(reader.rest.len() / 2), known);
+    let mut builder = Builder::new(limits, count.min(reader.rest.len() / 2), known);
     let mut names = Names::default();
     for _ in 0..count {
         let id = reader.str()?.to_owned();
         let len = reader.map_len()?;
-        let (attrs, reserved) = names.read_attrs(&mut reader, len, &limits)?;
+        let (attrs, reserved) = names.read_attrs(&mut reader, len, builder.limits())?;
         builder.push_checked(id, attrs, reserved).map_err(invalid)?;
     }
     if !reader.rest.is_empty() {
@@ -150,14 +150,14 @@ struct Names {
 }
 
 impl Names {
-    /// Reads an object's `len` attributes, checking each name and value
-    /// against `limits` on the way, and says where the reserved ones are
+    /// Reads an object's `len` attributes, checking their count and each
+    /// name and value against `limits` on the way, and says where the reserved ones are
     /// (what `Builder::push_checked` takes). Encoders write attributes
     /// sorted by name; anything else (unsorted, duplicated) is accepted as
     /// before, through `LiteMap::insert`, the last duplicate winning, and
-    /// checked afterwards like any object, as is an object with a name or
-    /// value that fails the limits (so that the reason is the one the
-    /// general check gives).
+    /// checked afterwards like any object, as is an object with too many
+    /// attributes or a name or value that fails the limits (so that the
+    /// reason is the one the general check gives).
     fn read_attrs(
         &mut self,
         reader: &mut Reader<'_>,
@@ -170,7 +170,7 @@ impl Names {
         let mut faulty_value = false;
         // Invariant while `usual`: `names[..i]` equals the names read so
         // far, which are strictly increasing and all passed the limits.
-        let mut usual = true;
+        let mut usual = len <= limits.max_attrs_per_object;
         for i in 0..len {
             let raw = reader.str_bytes()?;
             let key = match names.get(i) {
@@ -544,6 +544,20 @@ mod tests {
             }
         }
         bytes
+    }
+
+    #[test]
+    fn too_many_attributes_written_in_order_are_refused() {
+        // Five valid names in byte order ("a", "ab", "b", "color", "é"),
+        // one more than the tight limits allow.
+        let objects = [vec![(0, 1), (2, 1), (1, 1), (3, 1), (4, 1)]];
+        let error = read_document(&write(&objects), tight(), None)
+            .err()
+            .unwrap();
+        assert_eq!(
+            error.0,
+            SnapshotError::Limits("o0".into(), DropReason::TooManyAttributes).to_string()
+        );
     }
 
     proptest! {
