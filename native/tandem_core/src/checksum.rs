@@ -12,6 +12,7 @@
 //! compact JSON with object keys sorted by their UTF-8 bytes, strings escaped
 //! as serde_json escapes them and numbers as serde_json prints them.
 
+use crate::diff::Attrs;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 use std::fmt;
@@ -77,6 +78,14 @@ pub fn object_term(id: &str) -> u64 {
     h.update(&[0x01]);
     h.update(id.as_bytes());
     h.digest()
+}
+
+/// The contribution of object `id` together with all its attributes: what
+/// the object adds to a document's checksum, or takes away when it leaves.
+pub fn whole_object_term(id: &str, attrs: &Attrs) -> u64 {
+    attrs.iter().fold(object_term(id), |sum, (k, v)| {
+        sum.wrapping_add(attr_term(id, k, v))
+    })
 }
 
 /// The contribution of attribute `key` = `value` of object `id`.

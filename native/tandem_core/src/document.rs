@@ -7,7 +7,7 @@
 //! client and the simulator all call this same function, a resolved batch
 //! replayed anywhere produces the same document.
 
-use crate::checksum::{attr_term, object_term, Checksum};
+use crate::checksum::{attr_term, whole_object_term, Checksum};
 use crate::diff::{Attrs, Diff, ObjectId, PARENT, Z};
 use crate::limits::{Limits, ValueFault};
 use crate::zindex;
@@ -187,10 +187,7 @@ impl Document {
     pub fn full_checksum(&self) -> Checksum {
         let mut sum = Checksum::default();
         for (id, attrs) in &self.objects {
-            sum.add(object_term(id));
-            for (k, v) in attrs {
-                sum.add(attr_term(id, k, v));
-            }
+            sum.add(whole_object_term(id, attrs));
         }
         sum
     }
@@ -381,10 +378,7 @@ impl Document {
 
     fn insert_object(&mut self, id: ObjectId, attrs: Attrs) {
         if self.summing {
-            self.checksum.add(object_term(&id));
-            for (k, v) in &attrs {
-                self.checksum.add(attr_term(&id, k, v));
-            }
+            self.checksum.add(whole_object_term(&id, &attrs));
         }
         let (parent, z) = sibling_key(&attrs);
         self.link(parent, z, &id);
@@ -426,10 +420,7 @@ impl Document {
                 .remove_entry(name.as_str())
                 .expect("indexed objects exist");
             if self.summing {
-                self.checksum.sub(object_term(&oid));
-                for (k, v) in &attrs {
-                    self.checksum.sub(attr_term(&oid, k, v));
-                }
+                self.checksum.sub(whole_object_term(&oid, &attrs));
             }
             let (parent, z) = sibling_key(&attrs);
             self.unlink(parent, z, &oid);
@@ -676,10 +667,7 @@ impl Builder {
             Err(reason) => return Err(SnapshotError::Limits(id, reason)),
         };
         if self.known.is_none() {
-            self.checksum.add(object_term(&id));
-            for (k, v) in &attrs {
-                self.checksum.add(attr_term(&id, k, v));
-            }
+            self.checksum.add(whole_object_term(&id, &attrs));
         }
         let at = match self.groups.last() {
             Some((last, _)) if last == parent => self.groups.len() - 1,
