@@ -74,9 +74,9 @@ impl<'de> Deserialize<'de> for Checksum {
 
 /// The contribution of object `id` itself.
 pub fn object_term(id: &str) -> u64 {
-    let mut h = Xxh64::new(0);
-    h.update(&[0x01]);
-    h.update(id.as_bytes());
+    let mut h = HashWriter::new();
+    h.feed(&[0x01]);
+    h.feed(id.as_bytes());
     h.digest()
 }
 
@@ -168,7 +168,7 @@ fn write_nested<W: Write>(out: &mut W, value: &Value) -> io::Result<()> {
 /// escaping is written as is.
 #[inline]
 fn write_str<W: Write>(out: &mut W, text: &str) -> io::Result<()> {
-    if text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+    if needs_escape(text.as_bytes()) {
         return serde_json::to_writer(out, text).map_err(io::Error::other);
     }
     out.write_all(b"\"")?;
@@ -176,20 +176,51 @@ fn write_str<W: Write>(out: &mut W, text: &str) -> io::Result<()> {
     out.write_all(b"\"")
 }
 
+/// Whether a JSON string needs an escape (a control byte, `"` or `\`),
+/// eight bytes at a time: most strings hashed are a word or two long.
+#[inline]
+fn needs_escape(bytes: &[u8]) -> bool {
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        if word_needs_escape(u64::from_le_bytes(word.try_into().expect("8 bytes"))) {
+            return true;
+        }
+    }
+    // The tail, padded with spaces (which need no escape).
+    let rest = words.remainder();
+    let mut last = [b' '; 8];
+    copy_short(&mut last[..rest.len()], rest);
+    word_needs_escape(u64::from_le_bytes(last))
+}
+
+/// Whether any byte of `word` is below 0x20 or is `"` or `\`. Each test is
+/// the classic "some byte is less than n" bit trick (exact for whether any
+/// byte matches, n <= 0x80), an equality being "xor is less than 1".
+#[inline(always)]
+fn word_needs_escape(word: u64) -> bool {
+    const ONES: u64 = u64::from_le_bytes([1; 8]);
+    const HIGH: u64 = ONES << 7;
+    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH;
+    let control = below(word, 0x20);
+    let quote = below(word ^ (ONES * u64::from(b'"')), 1);
+    let backslash = below(word ^ (ONES * u64::from(b'\\')), 1);
+    (control | quote | backslash) != 0
+}
+
 /// Collects the hashed bytes on the stack and hashes them in one shot (much
 /// faster than streaming many tiny pieces); long inputs spill into a
 /// streaming hasher. Both give the same xxh64.
 struct HashWriter {
-    buf: [u8; 192],
+    buf: [u8; 128],
     len: usize,
-    stream: Option<Xxh64>,
+    stream: Option<Box<Xxh64>>,
 }
 
 impl HashWriter {
     #[inline(always)]
     fn new() -> Self {
         HashWriter {
-            buf: [0; 192],
+            buf: [0; 128],
             len: 0,
             stream: None,
         }
@@ -197,23 +228,55 @@ impl HashWriter {
 
     #[inline(always)]
     fn feed(&mut self, bytes: &[u8]) {
-        if self.stream.is_none() && self.len + bytes.len() <= self.buf.len() {
-            self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
-            self.len += bytes.len();
-            return;
+        let end = self.len + bytes.len();
+        if end <= self.buf.len() && self.stream.is_none() {
+            copy_short(&mut self.buf[self.len..end], bytes);
+            self.len = end;
+        } else {
+            self.spill(bytes);
         }
-        let stream = self.stream.get_or_insert_with(|| Xxh64::new(0));
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn spill(&mut self, bytes: &[u8]) {
+        let stream = self.stream.get_or_insert_with(|| Box::new(Xxh64::new(0)));
         stream.update(&self.buf[..self.len]);
         self.len = 0;
         stream.update(bytes);
     }
 
     #[inline(always)]
-    fn digest(self) -> u64 {
-        match self.stream {
+    fn digest(&self) -> u64 {
+        match &self.stream {
             Some(stream) => stream.digest(),
             None => xxhash_rust::xxh64::xxh64(&self.buf[..self.len], 0),
         }
+    }
+}
+
+/// Copies `src` into `dst` (of the same length). The pieces of a checksum
+/// term are a few bytes each: two overlapping fixed-size moves copy them
+/// without a call to `memcpy`, which costs more than the copy itself.
+#[inline(always)]
+fn copy_short(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    match n {
+        0 => {}
+        1..=3 => {
+            dst[0] = src[0];
+            dst[n / 2] = src[n / 2];
+            dst[n - 1] = src[n - 1];
+        }
+        4..=7 => {
+            dst[..4].copy_from_slice(&src[..4]);
+            dst[n - 4..].copy_from_slice(&src[n - 4..]);
+        }
+        8..=16 => {
+            dst[..8].copy_from_slice(&src[..8]);
+            dst[n - 8..].copy_from_slice(&src[n - 8..]);
+        }
+        _ => dst.copy_from_slice(src),
     }
 }
 
@@ -237,8 +300,52 @@ impl Write for HashWriter {
 
 #[cfg(test)]
 mod tests {
-    use super::{write_canonical, Checksum};
+    use super::{attr_term, object_term, write_canonical, Checksum};
     use serde_json::json;
+    use xxhash_rust::xxh64::xxh64;
+
+    #[test]
+    fn strings_are_written_as_serde_json_writes_them_whatever_byte_is_where() {
+        // Each ASCII byte and a few multi-byte characters, at every position
+        // of strings across the word boundaries the escape scan uses.
+        let mut specials: Vec<String> = (0u8..0x80).map(|b| char::from(b).to_string()).collect();
+        specials.extend(["é", "✓", "\u{7f}", "\u{80}", "\u{ffff}", "😀"].map(String::from));
+        for len in 1..20 {
+            for at in 0..len {
+                for special in &specials {
+                    let text: String = (0..len)
+                        .map(|i| if i == at { special.as_str() } else { "x" })
+                        .collect();
+                    let value = json!(text);
+                    let mut written = Vec::new();
+                    write_canonical(&mut written, &value).unwrap();
+                    assert_eq!(written, serde_json::to_vec(&value).unwrap(), "{text:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn terms_hash_exactly_the_bytes_the_algorithm_names_at_every_length() {
+        // Every piece length the short copies distinguish, and inputs long
+        // enough to spill out of the stack buffer into the streaming hasher.
+        for n in 0..300 {
+            let text: String = (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+            let mut object = vec![0x01];
+            object.extend_from_slice(text.as_bytes());
+            assert_eq!(object_term(&text), xxh64(&object, 0), "id of {n} bytes");
+
+            let value = json!(text);
+            let mut attr = vec![0x02];
+            attr.extend_from_slice(format!("id{text}").as_bytes());
+            attr.push(0x00);
+            attr.extend_from_slice(text.as_bytes());
+            attr.push(0x00);
+            attr.extend_from_slice(serde_json::to_string(&value).unwrap().as_bytes());
+            let term = attr_term(&format!("id{text}"), &text, &value);
+            assert_eq!(term, xxh64(&attr, 0), "pieces of {n} bytes");
+        }
+    }
 
     #[test]
     fn canonical_json_is_compact_serde_json_with_keys_in_byte_order() {
