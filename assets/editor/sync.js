@@ -7,6 +7,9 @@ export class ProjectSync {
     this.engine = engine;
     this.onChange = onChange;
     this.joined = false;
+    // batch_id -> its latest push: an answer to an earlier push only says
+    // what the server knew before that one (PROTOCOL.md, resending).
+    this.latestPush = new Map();
     // A function, so each rejoin asks only for what it missed.
     this.channel = socket.channel(`project:${project}`, () => ({
       protocol: 1,
@@ -44,20 +47,24 @@ export class ProjectSync {
   }
 
   send(batch) {
-    this.channel
-      .push("diffs", batch)
+    const push = this.channel.push("diffs", batch);
+    this.latestPush.set(batch.batch_id, push);
+    const latest = () => this.latestPush.get(batch.batch_id) === push;
+    push
       .receive("ok", ({ seq }) => {
+        if (latest()) this.latestPush.delete(batch.batch_id);
         this.engine.acknowledged(batch.batch_id, seq);
         this.onChange();
       })
       // No answer: send it again if it is still pending (a retried
       // batch_id is answered, never applied twice); a rejoin resends anyway.
-      .receive("timeout", () => this.online && this.resend(batch.batch_id))
-      .receive("error", (error) => this.refused(batch, error?.reason));
+      .receive("timeout", () => latest() && this.online && this.resend(batch.batch_id))
+      .receive("error", (error) => latest() && this.refused(batch, error?.reason));
   }
 
   /** Storage trouble and floods keep the edit (PROTOCOL.md); the rest drop it. */
   refused(batch, reason) {
+    this.latestPush.delete(batch.batch_id);
     const retry = (batchId) => setTimeout(() => this.online && this.resend(batchId), 500);
     if (reason === "unavailable") {
       retry(batch.batch_id);

@@ -1140,6 +1140,12 @@ impl Client {
                     at: self.rejoin_at(now),
                 };
             }
+            // A refusal of an earlier push of a batch pushed again since
+            // says what the server knew then, and the newer push may already
+            // be sequenced (`not_sequenced` taken at its word would rekey
+            // the batch and have the edit applied twice). The newer push's
+            // own answer settles the batch.
+            Awaiting::Diffs { batch_id } if self.pushed_again(batch_id) => {}
             Awaiting::Diffs { batch_id } => {
                 let reason = response.get("reason").and_then(Value::as_str).unwrap_or("");
                 // Never sequenced for certain: goes last under a fresh id.
@@ -1173,6 +1179,13 @@ impl Client {
             }
             Awaiting::Sync | Awaiting::Verify => self.resync_from(now, None),
         }
+    }
+
+    /// Whether a push of `batch_id` still awaits its answer (called once
+    /// the answer to another push of it came).
+    fn pushed_again(&self, batch_id: u64) -> bool {
+        let pushed = Awaiting::Diffs { batch_id };
+        self.awaiting.values().any(|what| *what == pushed)
     }
 
     /// An `ok` answer to a push of the sync engine ([`Awaiting::is_own`]).

@@ -13,10 +13,14 @@ fn converges_as_found(seed: u64) {
 }
 
 fn converges_with(seed: u64, journal_faults: bool) {
+    converges_in(seed, journal_faults, 4, 100);
+}
+
+fn converges_in(seed: u64, journal_faults: bool, clients: usize, ops: usize) {
     let report = run(&SimConfig {
         seed,
-        clients: 4,
-        ops: 100,
+        clients,
+        ops,
         faults: true,
         journal_faults,
     });
@@ -46,6 +50,18 @@ fn seed_370_a_batch_is_broadcast_even_if_its_sender_left() {
 #[test]
 fn seed_13_batches_skipped_by_a_journal_failure_are_resent_not_dropped() {
     converges(13);
+}
+
+/// Two journal failures in a row. After the first, a client pushed its
+/// refused batches again; before their `not_sequenced` answers came, the
+/// late `unavailable` answers to the first pushes had it push them a third
+/// time, and the room, reloaded after the second failure, sequenced those
+/// pushes. The `not_sequenced` answers, true when given, then had the client
+/// resend the batches under fresh ids: each edit was sequenced twice (found
+/// by the edit ledger, 2 clients × 300 operations).
+#[test]
+fn seed_3001059_a_refusal_of_an_earlier_push_does_not_rekey_a_batch() {
+    converges_in(3_001_059, true, 2, 300);
 }
 
 /// A short sweep, so `cargo test` alone exercises the simulation; the test
