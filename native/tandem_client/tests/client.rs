@@ -511,3 +511,38 @@ fn an_unavailable_batch_that_was_sequenced_after_all_is_acknowledged_once() {
     assert_eq!(h.client.replica().pending().len(), 0);
     h.assert_converged_without_refusals();
 }
+
+/// A refusal pushes the refused batch and every later one again after the
+/// backoff, while the first pushes of the later ones may still await their
+/// answers. Such an answer tells what the server knew before the newer push:
+/// the client must wait for the newer push's answer instead of acting on it.
+/// Taking a stale `not_sequenced` at its word would move the batch under a
+/// fresh id although its newer push gets sequenced, and the edit would be
+/// applied twice (the fuzzer's seed 3001059, two journal failures in a row).
+#[test]
+fn a_refusal_of_an_earlier_push_does_not_decide_a_batch_pushed_again() {
+    let mut h = Harness::joined();
+    h.client.edit(h.now, vec![add("a")]);
+    h.client.edit(h.now, vec![add("b")]);
+    let first = h.sent();
+    assert_eq!(batch_ids(&first), [1, 2]);
+    h.reply(&first[0], "error", json!({"reason": "unavailable"}));
+    h.wait_for_timer();
+    let again = h.sent();
+    assert_eq!(batch_ids(&again), [1, 2], "both pushed again");
+    // The first push of batch 2 is answered late: at the time, the room had
+    // not sequenced it.
+    h.reply(&first[1], "error", json!({"reason": "not_sequenced"}));
+    for push in &again {
+        let (ack, batch) = h.sequence(push);
+        h.broadcast(&batch);
+        h.reply(push, "ok", json!(ack));
+    }
+    for _ in 0..3 {
+        h.wait_for_timer();
+        h.serve();
+    }
+    assert_eq!(h.room.seq(), 2, "each edit sequenced once");
+    assert_eq!(h.client.replica().pending().len(), 0);
+    h.assert_converged_without_refusals();
+}
