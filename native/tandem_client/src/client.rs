@@ -15,6 +15,7 @@
 
 use crate::answer::{Accepted, State, Typed, Want};
 use crate::backoff::Backoff;
+use crate::batch;
 use crate::frame::{BinaryFrame, Envelope, Frame, Incoming, Payload};
 use crate::outstanding::Outstanding;
 use crate::presence::{Presence, PresenceChange};
@@ -475,6 +476,10 @@ impl Client {
         let decoded = match self.config.vsn {
             Vsn::V2 => {
                 let up = self.conn == Conn::Up;
+                // The frame read most: first as the server writes it.
+                if let Some(batch) = up.then(|| batch::read(text, &self.topic)).flatten() {
+                    return self.on_batch(now, batch);
+                }
                 let asked = Cell::new(None);
                 let want = |head: &Envelope<'_>| {
                     let batches = up && self.is_own_topic(head.topic);

@@ -14,6 +14,7 @@
 
 mod answer;
 pub mod backoff;
+mod batch;
 pub mod client;
 #[cfg(feature = "tokio")]
 pub mod driver;
