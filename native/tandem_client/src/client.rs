@@ -25,7 +25,7 @@ use serde_json::{json, Value};
 use std::cell::Cell;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
-use tandem_core::room::{IncomingBatch, ServerBatch};
+use tandem_core::room::ServerBatch;
 use tandem_core::{Diff, Document, Outcome, Replica};
 
 /// Settings of a client.
@@ -56,6 +56,14 @@ pub enum Vsn {
 }
 
 impl Vsn {
+    /// The text of a frame in this serializer.
+    fn encode(self, envelope: Envelope<'_>, payload: &impl Serialize) -> String {
+        match self {
+            Vsn::V2 => envelope.encode(payload),
+            Vsn::V1 => envelope.encode_v1(payload),
+        }
+    }
+
     /// The `vsn` query parameter value.
     pub fn param(self) -> &'static str {
         match self {
@@ -1001,10 +1009,7 @@ impl Client {
 
     /// Queues a frame written straight from `payload`, with no `Value` copy.
     fn transmit_parts(&mut self, envelope: Envelope<'_>, payload: &impl Serialize) {
-        let text = match self.config.vsn {
-            Vsn::V2 => envelope.encode(payload),
-            Vsn::V1 => envelope.encode_v1(payload),
-        };
+        let text = self.config.vsn.encode(envelope, payload);
         self.outbox.push_back(text);
     }
 
@@ -1017,8 +1022,7 @@ impl Client {
         what: Awaiting,
         join_ref: Option<String>,
     ) -> String {
-        self.next_ref += 1;
-        let ref_ = self.next_ref.to_string();
+        let ref_ = fresh_ref(&mut self.next_ref);
         self.send_with_ref(now, ref_.clone(), topic, event, payload, what, join_ref);
         ref_
     }
@@ -1041,6 +1045,10 @@ impl Client {
             event,
         };
         self.transmit_parts(envelope, &payload);
+        self.await_reply(now, ref_, what);
+    }
+
+    fn await_reply(&mut self, now: Millis, ref_: String, what: Awaiting) {
         self.awaiting
             .insert(ref_, what, now + self.config.push_timeout_ms);
     }
@@ -1075,39 +1083,47 @@ impl Client {
         self.resend_at = None;
     }
 
-    fn send_diffs(&mut self, now: Millis, payload: IncomingBatch) {
-        let topic = self.topic();
-        let join_ref = self.join_ref.clone();
-        let batch_id = payload.batch_id;
-        self.push(
-            now,
-            &topic,
-            "diffs",
-            payload,
-            Awaiting::Diffs { batch_id },
-            join_ref,
-        );
-        self.stats.batches_sent += 1;
-        self.sent_upto = self.sent_upto.max(batch_id);
-    }
-
     /// Sends every pending batch not yet sent on this join, in order
-    /// (unless a resend after a transient refusal is waiting).
+    /// (unless a resend after a transient refusal is waiting). Written
+    /// straight from the pending diffs: a copy of them cost as much as the
+    /// writing.
     fn send_pending(&mut self, now: Millis) {
         if self.resend_at.is_some() {
             return;
         }
-        let unsent: Vec<IncomingBatch> = self
-            .replica
+        let Client {
+            replica,
+            config,
+            topic,
+            join_ref,
+            next_ref,
+            sent_upto,
+            ..
+        } = self;
+        let unsent: Vec<(u64, String, String)> = replica
             .pending()
-            .filter(|p| p.batch_id > self.sent_upto)
-            .map(|p| IncomingBatch {
-                batch_id: p.batch_id,
-                diffs: p.diffs.clone(),
+            .filter(|p| p.batch_id > *sent_upto)
+            .map(|p| {
+                let ref_ = fresh_ref(next_ref);
+                let envelope = Envelope {
+                    join_ref: join_ref.as_deref(),
+                    ref_: Some(&ref_),
+                    topic,
+                    event: "diffs",
+                };
+                let payload = SentBatch {
+                    batch_id: p.batch_id,
+                    diffs: &p.diffs,
+                };
+                let text = config.vsn.encode(envelope, &payload);
+                (p.batch_id, ref_, text)
             })
             .collect();
-        for batch in unsent {
-            self.send_diffs(now, batch);
+        for (batch_id, ref_, text) in unsent {
+            self.outbox.push_back(text);
+            self.await_reply(now, ref_, Awaiting::Diffs { batch_id });
+            self.stats.batches_sent += 1;
+            self.sent_upto = self.sent_upto.max(batch_id);
         }
     }
 
@@ -1306,4 +1322,41 @@ impl Client {
 enum Stack {
     Undo,
     Redo,
+}
+
+/// The payload of a `diffs` push: a `tandem_core::room::IncomingBatch`
+/// that borrows its diffs.
+#[derive(Serialize)]
+struct SentBatch<'a> {
+    batch_id: u64,
+    diffs: &'a [Diff],
+}
+
+/// The next push's ref.
+fn fresh_ref(next_ref: &mut u64) -> String {
+    *next_ref += 1;
+    next_ref.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SentBatch;
+    use serde_json::json;
+    use tandem_core::room::IncomingBatch;
+    use tandem_core::Diff;
+
+    #[test]
+    fn a_sent_batch_is_written_as_the_server_reads_an_incoming_batch() {
+        let diffs = vec![
+            Diff::set("a", "x", Some(json!({"r": 1}))),
+            Diff::Remove { id: "b".into() },
+        ];
+        let sent = SentBatch {
+            batch_id: 7,
+            diffs: &diffs,
+        };
+        let text = serde_json::to_string(&sent).unwrap();
+        let incoming = IncomingBatch { batch_id: 7, diffs };
+        assert_eq!(text, serde_json::to_string(&incoming).unwrap());
+    }
 }
