@@ -15,7 +15,7 @@
 
 use crate::answer::{Accepted, State, Typed, Want};
 use crate::backoff::Backoff;
-use crate::batch;
+use crate::direct;
 use crate::frame::{BinaryFrame, Envelope, Frame, Incoming, Payload};
 use crate::outstanding::Outstanding;
 use crate::presence::{Presence, PresenceChange};
@@ -484,9 +484,13 @@ impl Client {
         let decoded = match self.config.vsn {
             Vsn::V2 => {
                 let up = self.conn == Conn::Up;
-                // The frame read most: first as the server writes it.
-                if let Some(batch) = up.then(|| batch::read(text, &self.topic)).flatten() {
+                // The frames read most: first as the server writes them.
+                if let Some(batch) = up.then(|| direct::batch(text, &self.topic)).flatten() {
                     return self.on_batch(now, batch);
+                }
+                let own = |r: &str| self.awaiting.get(r).is_some_and(Awaiting::is_own);
+                if let Some((ref_, accepted)) = direct::ack(text).filter(|(r, _)| own(r)) {
+                    return self.on_own_answer(now, ref_, accepted);
                 }
                 let asked = Cell::new(None);
                 let want = |head: &Envelope<'_>| {
@@ -505,10 +509,7 @@ impl Client {
                         Payload::Typed(Typed::Batch(batch)) => return self.on_batch(now, batch),
                         Payload::Typed(Typed::Answer(Some(accepted))) => {
                             let ref_ = incoming.ref_.as_deref().unwrap_or_default();
-                            if let Some(what) = self.awaiting.remove(ref_) {
-                                self.on_accepted(now, what, accepted);
-                            }
-                            return;
+                            return self.on_own_answer(now, ref_, accepted);
                         }
                         Payload::Typed(Typed::Answer(None)) => Frame::decode(text),
                     },
@@ -556,6 +557,13 @@ impl Client {
                 event: frame.event,
                 payload: frame.payload,
             }),
+        }
+    }
+
+    /// An `ok` answer read directly (see [`Awaiting::is_own`]).
+    fn on_own_answer(&mut self, now: Millis, ref_: &str, accepted: Accepted) {
+        if let Some(what) = self.awaiting.remove(ref_) {
+            self.on_accepted(now, what, accepted);
         }
     }
 

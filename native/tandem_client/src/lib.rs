@@ -14,8 +14,8 @@
 
 mod answer;
 pub mod backoff;
-mod batch;
 pub mod client;
+pub mod direct;
 #[cfg(feature = "tokio")]
 pub mod driver;
 pub mod frame;

@@ -13,6 +13,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
+use tandem_client::direct;
 use tandem_client::frame::{Envelope, Incoming, Payload};
 use tandem_core::codec;
 use tandem_core::room::{
@@ -226,13 +227,15 @@ impl SimServer {
     /// Handles one text frame from `conn`.
     pub fn receive(&mut self, conn: ConnId, frame: &str) -> Vec<Outgoing> {
         let diffs = |_: &str, event: &str| event == "diffs";
+        // Most frames are pushes of diffs written as the client writes them.
+        let incoming = direct::diffs_push(frame);
         let Some(Incoming {
             join_ref,
             ref_,
             topic,
             event,
             payload,
-        }) = Incoming::<IncomingBatch>::parse(frame, diffs)
+        }) = incoming.or_else(|| Incoming::<IncomingBatch>::parse(frame, diffs))
         else {
             return Vec::new();
         };
