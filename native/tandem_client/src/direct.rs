@@ -1,6 +1,7 @@
 //! The frames a busy client and the simulated server read most, read
 //! straight from their text: `batch` broadcasts (every member reads every
-//! batch), the `ok` answers to `diffs` pushes, and the pushes themselves.
+//! batch), the `ok` answers to `diffs` pushes and those that catch up with
+//! batches, and the pushes themselves.
 //!
 //! serde_json's general reader spent more instructions walking their tokens
 //! than the client spent rebasing over a batch. These frames are always
@@ -10,7 +11,7 @@
 //! fields) is refused, and the caller reads the frame with serde as before:
 //! a frame accepted here means what serde makes of it, which the tests check.
 
-use crate::answer::Accepted;
+use crate::answer::{Accepted, State};
 use crate::frame::{Incoming, Payload};
 use serde_json::{Map, Number, Value};
 use tandem_core::room::{IncomingBatch, ServerBatch};
@@ -24,31 +25,16 @@ pub(crate) fn batch(text: &str, topic: &str) -> Option<ServerBatch> {
     let mut c = Cursor { text, at: 0 };
     let (_, _, on) = c.envelope()?;
     (on == topic).then_some(())?;
-    c.eat("\"batch\",{\"seq\":")?;
-    let seq = c.number()?;
-    c.eat(",\"client_id\":")?;
-    let client_id = c.string()?.to_owned();
-    c.eat(",\"batch_id\":")?;
-    let batch_id = c.number()?;
-    c.eat(",\"user_id\":")?;
-    let user_id = c.string()?.to_owned();
-    c.eat(",\"diffs\":")?;
-    let diffs = c.diffs()?;
-    c.eat(",\"checksum\":")?;
-    let checksum = Checksum::parse(c.string()?)?;
-    c.end("}]")?;
-    Some(ServerBatch {
-        seq,
-        client_id,
-        batch_id,
-        user_id,
-        diffs,
-        checksum,
-    })
+    c.eat("\"batch\",")?;
+    let batch = c.server_batch()?;
+    c.end("]")?;
+    Some(batch)
 }
 
-/// The ref of an `ok` answer to a `diffs` push, and what the client keeps
-/// of it (the seq: the rest is read only to be sure the frame is JSON).
+/// The ref of an `ok` answer to a `diffs` push, or of one that catches up
+/// with batches (to a join or a sync), and what the client keeps of it:
+/// the seq and the batches (the rest is read only to be sure the frame is
+/// JSON).
 pub(crate) fn ack(text: &str) -> Option<(&str, Accepted)> {
     let mut c = Cursor { text, at: 0 };
     let (_, ref_, _) = c.envelope()?;
@@ -56,14 +42,22 @@ pub(crate) fn ack(text: &str) -> Option<(&str, Accepted)> {
     let seq = c.number()?;
     c.eat(",\"checksum\":")?;
     c.string()?;
-    c.eat(",\"amended\":")?;
-    c.value(0)?;
-    c.eat(",\"dropped\":")?;
-    c.value(0)?;
+    let state = if c.eat(",\"batches\":[").is_some() {
+        let mut batches = Vec::new();
+        c.items("]", |c| c.server_batch().map(|b| batches.push(b)))?;
+        State::Batches(batches)
+    } else {
+        c.eat(",\"amended\":")?;
+        c.value(0)?;
+        c.eat(",\"dropped\":")?;
+        c.value(0)?;
+        State::Nothing
+    };
     c.end("}}]")?;
     let accepted = Accepted {
         seq: Some(seq),
-        ..Accepted::default()
+        ok: None,
+        state,
     };
     Some((ref_?, accepted))
 }
@@ -121,7 +115,9 @@ impl<'t> Cursor<'t> {
         }
     }
 
-    /// Steps over `literal`, which must come next.
+    /// Steps over `literal`, which must come next. Inlined, so that the
+    /// comparison with each literal is one of known length.
+    #[inline(always)]
     fn eat(&mut self, literal: &str) -> Option<()> {
         let rest = self.text.as_bytes().get(self.at..)?;
         rest.starts_with(literal.as_bytes()).then(|| {
@@ -174,6 +170,30 @@ impl<'t> Cursor<'t> {
             }
             self.eat(",")?;
         }
+    }
+
+    fn server_batch(&mut self) -> Option<ServerBatch> {
+        self.eat("{\"seq\":")?;
+        let seq = self.number()?;
+        self.eat(",\"client_id\":")?;
+        let client_id = self.string()?.to_owned();
+        self.eat(",\"batch_id\":")?;
+        let batch_id = self.number()?;
+        self.eat(",\"user_id\":")?;
+        let user_id = self.string()?.to_owned();
+        self.eat(",\"diffs\":")?;
+        let diffs = self.diffs()?;
+        self.eat(",\"checksum\":")?;
+        let checksum = Checksum::parse(self.string()?)?;
+        self.eat("}")?;
+        Some(ServerBatch {
+            seq,
+            client_id,
+            batch_id,
+            user_id,
+            diffs,
+            checksum,
+        })
     }
 
     fn diffs(&mut self) -> Option<Vec<Diff>> {
@@ -270,7 +290,7 @@ mod tests {
     use serde::Serialize;
     use serde_json::{json, Value};
     use std::fmt::Debug;
-    use tandem_core::room::{Ack, DroppedDiff, IncomingBatch, ServerBatch};
+    use tandem_core::room::{Ack, CatchUp, DroppedDiff, IncomingBatch, ServerBatch};
     use tandem_core::{Attrs, Checksum, Diff, DropReason};
 
     const TOPIC: &str = "project:p";
@@ -375,11 +395,19 @@ mod tests {
         batches.map(|b| frame(None, "batch", &b)).collect()
     }
 
+    /// Answers to a `diffs` push, then to a join that catches up.
     fn ack_frames() -> Vec<String> {
         #[derive(Serialize)]
-        struct Reply<'a> {
+        struct Reply<'a, R> {
             status: &'a str,
-            response: &'a Ack,
+            response: &'a R,
+        }
+        fn reply(response: &impl Serialize) -> String {
+            let reply = Reply {
+                status: "ok",
+                response,
+            };
+            frame(Some(("3", "31")), "phx_reply", &reply)
         }
         let dropped = DroppedDiff {
             index: 1,
@@ -392,14 +420,15 @@ mod tests {
             amended,
             dropped,
         });
-        let reply = |ack: &Ack| {
-            let reply = Reply {
-                status: "ok",
-                response: ack,
-            };
-            frame(Some(("3", "31")), "phx_reply", &reply)
-        };
-        acks.map(|a| reply(&a)).collect()
+        let batches: Vec<ServerBatch> = samples().into_iter().map(server_batch).collect();
+        let catch_ups = [vec![], batches.iter().collect()].map(|batches| CatchUp {
+            seq: 12,
+            checksum: Checksum(7),
+            snapshot: None,
+            batches: Some(batches),
+        });
+        let acks = acks.map(|ack| reply(&ack));
+        acks.chain(catch_ups.iter().map(reply)).collect()
     }
 
     fn push_frames() -> Vec<String> {
