@@ -80,6 +80,20 @@ pub fn diffs_push(text: &str) -> Option<Incoming<IncomingBatch>> {
     })
 }
 
+/// The bytes that end a string read here: its closing quote, and those
+/// that refuse it (a backslash, a control character).
+static STOPS: [bool; 256] = {
+    let mut stops = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        stops[b] = true;
+        b += 1;
+    }
+    stops[b'"' as usize] = true;
+    stops[b'\\' as usize] = true;
+    stops
+};
+
 struct Cursor<'t> {
     text: &'t str,
     at: usize,
@@ -130,14 +144,12 @@ impl<'t> Cursor<'t> {
         self.eat("\"")?;
         let start = self.at;
         let bytes = self.text.as_bytes();
-        loop {
-            match *bytes.get(self.at)? {
-                b'"' => break,
-                b'\\' | 0..=0x1f => return None,
-                _ => self.at += 1,
-            }
-        }
-        self.at += 1;
+        let length = bytes
+            .get(start..)?
+            .iter()
+            .position(|&b| STOPS[usize::from(b)])?;
+        self.at += length;
+        self.eat("\"")?;
         // Both ends are ASCII quotes, so the slice is on char boundaries.
         self.text.get(start..self.at - 1)
     }
