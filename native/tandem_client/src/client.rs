@@ -19,6 +19,7 @@ use crate::direct;
 use crate::frame::{BinaryFrame, Envelope, Frame, Incoming, Payload};
 use crate::outstanding::Outstanding;
 use crate::presence::{Presence, PresenceChange};
+use crate::write;
 use crate::Millis;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -1119,11 +1120,13 @@ impl Client {
                     topic,
                     event: "diffs",
                 };
-                let payload = SentBatch {
-                    batch_id: p.batch_id,
-                    diffs: &p.diffs,
+                let text = match config.vsn {
+                    Vsn::V2 => write::diffs_push(&envelope, p.batch_id, &p.diffs),
+                    Vsn::V1 => envelope.encode_v1(&SentBatch {
+                        batch_id: p.batch_id,
+                        diffs: &p.diffs,
+                    }),
                 };
-                let text = config.vsn.encode(envelope, &payload);
                 (p.batch_id, ref_, text)
             })
             .collect();

@@ -21,6 +21,7 @@ pub mod driver;
 pub mod frame;
 mod outstanding;
 pub mod presence;
+pub mod write;
 
 pub use client::{Client, Config, Event, Stats, Vsn};
 pub use frame::{BinaryFrame, Frame};

@@ -13,8 +13,8 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
-use tandem_client::direct;
 use tandem_client::frame::{Envelope, Incoming, Payload};
+use tandem_client::{direct, write};
 use tandem_core::codec;
 use tandem_core::room::{
     Ack, CatchUp, IncomingBatch, JournalEntry, LogBounds, ServerBatch, Submitted,
@@ -361,7 +361,7 @@ impl SimServer {
                     batch_id: batch.batch_id,
                     sent,
                 };
-                let frame = frame(&None, &None, &topic, "batch", batch.as_ref());
+                let frame = write::batch_frame(&topic, &batch);
                 let entry = Entry {
                     batch,
                     ack: ack.clone(),

@@ -399,7 +399,7 @@ impl World {
         let client = &self.peers[peer].client;
         let made = client.replica().pending().find(|p| p.batch_id == batch_id);
         let diffs = made.expect("a new batch is pending").diffs.as_slice();
-        let diffs = serde_json::to_string(diffs).expect("diffs encode");
+        let diffs = tandem_client::write::diffs(diffs);
         tally(
             &mut self.ledger,
             &client.config().client_id,
