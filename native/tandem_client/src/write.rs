@@ -1,6 +1,6 @@
-//! The frames written most, written by hand: `batch` broadcasts (by the
-//! simulated server), `diffs` pushes (by the client) and the diffs alone
-//! (the simulator's ledger of edits).
+//! The frames written most, written by hand: `batch` broadcasts and the
+//! answers to `diffs` pushes (by the simulated server), the pushes (by the
+//! client) and the diffs alone (the simulator's ledger of edits).
 //!
 //! serde_json spent about a hundred instructions on every string it wrote,
 //! most of them in calls around a few bytes, and a frame is mostly short
@@ -13,18 +13,12 @@ use crate::frame::Envelope;
 use serde::Serialize;
 use serde_json::Value;
 use std::fmt::Write;
-use tandem_core::room::ServerBatch;
-use tandem_core::Diff;
+use tandem_core::room::{Ack, ServerBatch};
+use tandem_core::{Checksum, Diff};
 
 /// The V2 frame of a `batch` broadcast.
 pub fn batch_frame(topic: &str, batch: &ServerBatch) -> String {
-    let envelope = Envelope {
-        join_ref: None,
-        ref_: None,
-        topic,
-        event: "batch",
-    };
-    let mut w = Writer::envelope(&envelope);
+    let mut w = Writer::frame(None, None, topic, "batch");
     w.raw("{\"seq\":");
     w.number(batch.seq);
     w.raw(",\"client_id\":");
@@ -35,16 +29,40 @@ pub fn batch_frame(topic: &str, batch: &ServerBatch) -> String {
     w.string(&batch.user_id);
     w.raw(",\"diffs\":");
     w.diffs(&batch.diffs);
-    // 16 hex digits: nothing to escape.
-    w.raw(",\"checksum\":\"");
-    w.display(batch.checksum);
-    w.raw("\"}]");
+    w.raw(",\"checksum\":");
+    w.checksum(batch.checksum);
+    w.raw("}]");
+    w.out
+}
+
+/// The V2 frame of an `ok` answer to a `diffs` push (by the simulated
+/// server): `{"status":"ok","response":ACK}`.
+pub fn ack_reply(join_ref: Option<&str>, ref_: Option<&str>, topic: &str, ack: &Ack) -> String {
+    let mut w = Writer::frame(join_ref, ref_, topic, "phx_reply");
+    w.raw("{\"status\":\"ok\",\"response\":{\"seq\":");
+    w.number(ack.seq);
+    w.raw(",\"checksum\":");
+    w.checksum(ack.checksum);
+    w.raw(",\"amended\":");
+    w.separated(("[", "]"), &ack.amended, |w, &index| w.number(index as u64));
+    w.raw(",\"dropped\":");
+    match ack.dropped.is_empty() {
+        true => w.raw("[]"),
+        false => w.serde(&ack.dropped),
+    }
+    w.raw("}}]");
     w.out
 }
 
 /// The V2 frame of a `diffs` push.
 pub(crate) fn diffs_push(envelope: &Envelope<'_>, batch_id: u64, diffs: &[Diff]) -> String {
-    let mut w = Writer::envelope(envelope);
+    let Envelope {
+        join_ref,
+        ref_,
+        topic,
+        event,
+    } = *envelope;
+    let mut w = Writer::frame(join_ref, ref_, topic, event);
     w.raw("{\"batch_id\":");
     w.number(batch_id);
     w.raw(",\"diffs\":");
@@ -66,23 +84,30 @@ struct Writer {
 
 impl Writer {
     /// `[JOIN_REF,REF,TOPIC,EVENT,` with room for a typical payload.
-    fn envelope(envelope: &Envelope<'_>) -> Writer {
+    fn frame(join_ref: Option<&str>, ref_: Option<&str>, topic: &str, event: &str) -> Writer {
         let mut w = Writer {
             out: String::with_capacity(256),
         };
         w.raw("[");
-        for part in [envelope.join_ref, envelope.ref_] {
+        for part in [join_ref, ref_] {
             match part {
                 Some(text) => w.string(text),
                 None => w.raw("null"),
             }
             w.raw(",");
         }
-        w.string(envelope.topic);
-        w.raw(",");
-        w.string(envelope.event);
-        w.raw(",");
+        for part in [topic, event] {
+            w.string(part);
+            w.raw(",");
+        }
         w
+    }
+
+    /// Its 16 hex digits, which need no escape.
+    fn checksum(&mut self, checksum: Checksum) {
+        self.raw("\"");
+        self.display(checksum);
+        self.raw("\"");
     }
 
     fn raw(&mut self, text: &str) {
@@ -105,7 +130,7 @@ impl Writer {
             .push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
     }
 
-    /// Through a formatter: a checksum, a negative number.
+    /// Through a formatter: a checksum's digits, a negative number.
     fn display(&mut self, shown: impl std::fmt::Display) {
         write!(self.out, "{shown}").expect("a String takes any text");
     }
@@ -205,11 +230,12 @@ impl Writer {
 
 #[cfg(test)]
 mod tests {
-    use super::{batch_frame, diffs, diffs_push};
+    use super::{ack_reply, batch_frame, diffs, diffs_push};
     use crate::frame::Envelope;
+    use serde::Serialize;
     use serde_json::{json, Value};
-    use tandem_core::room::{IncomingBatch, ServerBatch};
-    use tandem_core::{Attrs, Checksum, Diff};
+    use tandem_core::room::{Ack, DroppedDiff, IncomingBatch, ServerBatch};
+    use tandem_core::{Attrs, Checksum, Diff, DropReason};
 
     fn samples() -> Vec<Vec<Diff>> {
         let odd = [
@@ -281,6 +307,43 @@ mod tests {
             };
             let written = diffs_push(&envelope, push.batch_id, &push.diffs);
             assert_eq!(written, envelope.encode(&push));
+        }
+    }
+
+    #[test]
+    fn answers_are_written_as_serde_json_writes_them() {
+        #[derive(Serialize)]
+        struct Reply<'a> {
+            status: &'a str,
+            response: &'a Ack,
+        }
+        let dropped = |index| DroppedDiff {
+            index,
+            reason: DropReason::MissingTarget,
+        };
+        let acks = [
+            (vec![], vec![]),
+            (vec![0, usize::MAX], vec![dropped(0), dropped(3)]),
+        ];
+        for (amended, dropped) in acks {
+            let ack = Ack {
+                seq: 41,
+                checksum: Checksum(u64::MAX),
+                amended,
+                dropped,
+            };
+            let envelope = Envelope {
+                join_ref: Some("1"),
+                ref_: None,
+                topic: "project:p",
+                event: "phx_reply",
+            };
+            let reply = Reply {
+                status: "ok",
+                response: &ack,
+            };
+            let written = ack_reply(envelope.join_ref, envelope.ref_, envelope.topic, &ack);
+            assert_eq!(written, envelope.encode(&reply));
         }
     }
 }

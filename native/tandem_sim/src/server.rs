@@ -164,9 +164,11 @@ impl SimServer {
             if let Some(batch) = &held.broadcast {
                 self.broadcast(batch, &mut out);
             }
+            let (join_ref, ref_) = (held.join_ref.as_deref(), held.ref_.as_deref());
+            let frame = write::ack_reply(join_ref, ref_, &held.topic, &held.ack);
             out.push(Outgoing {
                 conn: held.conn,
-                frame: reply(&held.join_ref, &held.ref_, &held.topic, "ok", &held.ack),
+                frame: Rc::new(frame),
             });
         }
         out
