@@ -250,18 +250,22 @@ impl<'t> Cursor<'t> {
     /// None are written `[]`: with no first name to show that names are
     /// strings, the map is written as a list of pairs.
     fn attrs(&mut self) -> Option<Attrs> {
-        let mut attrs = Attrs::new();
+        let mut attrs = Vec::new();
         if self.eat("[]").is_some() {
-            return Some(attrs);
+            return Some(Attrs::new());
         }
         self.eat("{")?;
+        let mut last: Option<&str> = None;
         self.items("}", |c| {
             let name = c.string()?;
+            last.is_none_or(|last| last < name).then_some(())?;
+            last = Some(name);
             c.eat(":")?;
-            let value = c.value(0)?;
-            attrs.try_append(name.into(), value).is_none().then_some(())
+            attrs.push((name.into(), c.value(0)?));
+            Some(())
         })?;
-        Some(attrs)
+        // Sorted without repeats, as just checked.
+        Some(Attrs::from_sorted_store_unchecked(attrs))
     }
 
     fn value(&mut self, depth: usize) -> Option<Value> {
@@ -509,6 +513,7 @@ batch "g":0 => "g":00
 batch "g":0 => "g":18446744073709551616
 batch "g":0 => "g":0,"g":1
 batch "parent":"g1","z":"80" => "z":"80","parent":"g1"
+batch "parent":"g1", => "parent":"g1","parent":"g1",
 batch "seq":12, => "seq":12,"extra":1,
 batch }}], => }},{"op":"move","id":"x"}],
 batch }] => }]]
