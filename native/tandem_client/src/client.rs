@@ -15,16 +15,18 @@
 
 use crate::answer::{Accepted, State, Typed, Want};
 use crate::backoff::Backoff;
+use crate::direct;
 use crate::frame::{BinaryFrame, Envelope, Frame, Incoming, Payload};
 use crate::outstanding::Outstanding;
 use crate::presence::{Presence, PresenceChange};
+use crate::write;
 use crate::Millis;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::cell::Cell;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
-use tandem_core::room::{IncomingBatch, ServerBatch};
+use tandem_core::room::ServerBatch;
 use tandem_core::{Diff, Document, Outcome, Replica};
 
 /// Settings of a client.
@@ -55,6 +57,14 @@ pub enum Vsn {
 }
 
 impl Vsn {
+    /// The text of a frame in this serializer.
+    fn encode(self, envelope: Envelope<'_>, payload: &impl Serialize) -> String {
+        match self {
+            Vsn::V2 => envelope.encode(payload),
+            Vsn::V1 => envelope.encode_v1(payload),
+        }
+    }
+
     /// The `vsn` query parameter value.
     pub fn param(self) -> &'static str {
         match self {
@@ -475,6 +485,14 @@ impl Client {
         let decoded = match self.config.vsn {
             Vsn::V2 => {
                 let up = self.conn == Conn::Up;
+                // The frames read most: first as the server writes them.
+                if let Some(batch) = up.then(|| direct::batch(text, &self.topic)).flatten() {
+                    return self.on_batch(now, batch);
+                }
+                let own = |r: &str| self.awaiting.get(r).is_some_and(Awaiting::is_own);
+                if let Some((ref_, accepted)) = direct::ack(text).filter(|(r, _)| own(r)) {
+                    return self.on_own_answer(now, ref_, accepted);
+                }
                 let asked = Cell::new(None);
                 let want = |head: &Envelope<'_>| {
                     let batches = up && self.is_own_topic(head.topic);
@@ -492,10 +510,7 @@ impl Client {
                         Payload::Typed(Typed::Batch(batch)) => return self.on_batch(now, batch),
                         Payload::Typed(Typed::Answer(Some(accepted))) => {
                             let ref_ = incoming.ref_.as_deref().unwrap_or_default();
-                            if let Some(what) = self.awaiting.remove(ref_) {
-                                self.on_accepted(now, what, accepted);
-                            }
-                            return;
+                            return self.on_own_answer(now, ref_, accepted);
                         }
                         Payload::Typed(Typed::Answer(None)) => Frame::decode(text),
                     },
@@ -543,6 +558,13 @@ impl Client {
                 event: frame.event,
                 payload: frame.payload,
             }),
+        }
+    }
+
+    /// An `ok` answer read directly (see [`Awaiting::is_own`]).
+    fn on_own_answer(&mut self, now: Millis, ref_: &str, accepted: Accepted) {
+        if let Some(what) = self.awaiting.remove(ref_) {
+            self.on_accepted(now, what, accepted);
         }
     }
 
@@ -996,10 +1018,7 @@ impl Client {
 
     /// Queues a frame written straight from `payload`, with no `Value` copy.
     fn transmit_parts(&mut self, envelope: Envelope<'_>, payload: &impl Serialize) {
-        let text = match self.config.vsn {
-            Vsn::V2 => envelope.encode(payload),
-            Vsn::V1 => envelope.encode_v1(payload),
-        };
+        let text = self.config.vsn.encode(envelope, payload);
         self.outbox.push_back(text);
     }
 
@@ -1012,8 +1031,7 @@ impl Client {
         what: Awaiting,
         join_ref: Option<String>,
     ) -> String {
-        self.next_ref += 1;
-        let ref_ = self.next_ref.to_string();
+        let ref_ = fresh_ref(&mut self.next_ref);
         self.send_with_ref(now, ref_.clone(), topic, event, payload, what, join_ref);
         ref_
     }
@@ -1036,6 +1054,10 @@ impl Client {
             event,
         };
         self.transmit_parts(envelope, &payload);
+        self.await_reply(now, ref_, what);
+    }
+
+    fn await_reply(&mut self, now: Millis, ref_: String, what: Awaiting) {
         self.awaiting
             .insert(ref_, what, now + self.config.push_timeout_ms);
     }
@@ -1070,39 +1092,49 @@ impl Client {
         self.resend_at = None;
     }
 
-    fn send_diffs(&mut self, now: Millis, payload: IncomingBatch) {
-        let topic = self.topic();
-        let join_ref = self.join_ref.clone();
-        let batch_id = payload.batch_id;
-        self.push(
-            now,
-            &topic,
-            "diffs",
-            payload,
-            Awaiting::Diffs { batch_id },
-            join_ref,
-        );
-        self.stats.batches_sent += 1;
-        self.sent_upto = self.sent_upto.max(batch_id);
-    }
-
     /// Sends every pending batch not yet sent on this join, in order
-    /// (unless a resend after a transient refusal is waiting).
+    /// (unless a resend after a transient refusal is waiting). Written
+    /// straight from the pending diffs: a copy of them cost as much as the
+    /// writing.
     fn send_pending(&mut self, now: Millis) {
         if self.resend_at.is_some() {
             return;
         }
-        let unsent: Vec<IncomingBatch> = self
-            .replica
+        let Client {
+            replica,
+            config,
+            topic,
+            join_ref,
+            next_ref,
+            sent_upto,
+            ..
+        } = self;
+        let unsent: Vec<(u64, String, String)> = replica
             .pending()
-            .filter(|p| p.batch_id > self.sent_upto)
-            .map(|p| IncomingBatch {
-                batch_id: p.batch_id,
-                diffs: p.diffs.clone(),
+            .filter(|p| p.batch_id > *sent_upto)
+            .map(|p| {
+                let ref_ = fresh_ref(next_ref);
+                let envelope = Envelope {
+                    join_ref: join_ref.as_deref(),
+                    ref_: Some(&ref_),
+                    topic,
+                    event: "diffs",
+                };
+                let text = match config.vsn {
+                    Vsn::V2 => write::diffs_push(&envelope, p.batch_id, &p.diffs),
+                    Vsn::V1 => envelope.encode_v1(&SentBatch {
+                        batch_id: p.batch_id,
+                        diffs: &p.diffs,
+                    }),
+                };
+                (p.batch_id, ref_, text)
             })
             .collect();
-        for batch in unsent {
-            self.send_diffs(now, batch);
+        for (batch_id, ref_, text) in unsent {
+            self.outbox.push_back(text);
+            self.await_reply(now, ref_, Awaiting::Diffs { batch_id });
+            self.stats.batches_sent += 1;
+            self.sent_upto = self.sent_upto.max(batch_id);
         }
     }
 
@@ -1314,4 +1346,41 @@ impl Client {
 enum Stack {
     Undo,
     Redo,
+}
+
+/// The payload of a `diffs` push: a `tandem_core::room::IncomingBatch`
+/// that borrows its diffs.
+#[derive(Serialize)]
+struct SentBatch<'a> {
+    batch_id: u64,
+    diffs: &'a [Diff],
+}
+
+/// The next push's ref.
+fn fresh_ref(next_ref: &mut u64) -> String {
+    *next_ref += 1;
+    next_ref.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SentBatch;
+    use serde_json::json;
+    use tandem_core::room::IncomingBatch;
+    use tandem_core::Diff;
+
+    #[test]
+    fn a_sent_batch_is_written_as_the_server_reads_an_incoming_batch() {
+        let diffs = vec![
+            Diff::set("a", "x", Some(json!({"r": 1}))),
+            Diff::Remove { id: "b".into() },
+        ];
+        let sent = SentBatch {
+            batch_id: 7,
+            diffs: &diffs,
+        };
+        let text = serde_json::to_string(&sent).unwrap();
+        let incoming = IncomingBatch { batch_id: 7, diffs };
+        assert_eq!(text, serde_json::to_string(&incoming).unwrap());
+    }
 }

@@ -15,11 +15,13 @@
 mod answer;
 pub mod backoff;
 pub mod client;
+pub mod direct;
 #[cfg(feature = "tokio")]
 pub mod driver;
 pub mod frame;
 mod outstanding;
 pub mod presence;
+pub mod write;
 
 pub use client::{Client, Config, Event, Stats, Vsn};
 pub use frame::{BinaryFrame, Frame};

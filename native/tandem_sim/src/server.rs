@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
 use tandem_client::frame::{Envelope, Incoming, Payload};
+use tandem_client::{direct, write};
 use tandem_core::codec;
 use tandem_core::room::{
     Ack, CatchUp, IncomingBatch, JournalEntry, LogBounds, ServerBatch, Submitted,
@@ -163,9 +164,11 @@ impl SimServer {
             if let Some(batch) = &held.broadcast {
                 self.broadcast(batch, &mut out);
             }
+            let (join_ref, ref_) = (held.join_ref.as_deref(), held.ref_.as_deref());
+            let frame = write::ack_reply(join_ref, ref_, &held.topic, &held.ack);
             out.push(Outgoing {
                 conn: held.conn,
-                frame: reply(&held.join_ref, &held.ref_, &held.topic, "ok", &held.ack),
+                frame: Rc::new(frame),
             });
         }
         out
@@ -226,13 +229,15 @@ impl SimServer {
     /// Handles one text frame from `conn`.
     pub fn receive(&mut self, conn: ConnId, frame: &str) -> Vec<Outgoing> {
         let diffs = |_: &str, event: &str| event == "diffs";
+        // Most frames are pushes of diffs written as the client writes them.
+        let incoming = direct::diffs_push(frame);
         let Some(Incoming {
             join_ref,
             ref_,
             topic,
             event,
             payload,
-        }) = Incoming::<IncomingBatch>::parse(frame, diffs)
+        }) = incoming.or_else(|| Incoming::<IncomingBatch>::parse(frame, diffs))
         else {
             return Vec::new();
         };
@@ -358,7 +363,7 @@ impl SimServer {
                     batch_id: batch.batch_id,
                     sent,
                 };
-                let frame = frame(&None, &None, &topic, "batch", batch.as_ref());
+                let frame = write::batch_frame(&topic, &batch);
                 let entry = Entry {
                     batch,
                     ack: ack.clone(),

@@ -19,6 +19,7 @@ use crate::server::{ConnId, SimServer};
 use crate::workload::{next_operation, Operation};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rustc_hash::FxHashMap;
 use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -171,8 +172,11 @@ struct World {
 
 const PROJECT: &str = "fuzz";
 
-/// client_id → diffs as sent → count (see [`World::ledger`]).
-type Ledger = BTreeMap<String, BTreeMap<String, i64>>;
+/// client_id → diffs as sent → count (see [`World::ledger`]). Hashed, not
+/// sorted: the diffs are long and mostly share their first bytes, so every
+/// comparison in a sorted map read far into them. The fault reported is
+/// still the first in order.
+type Ledger = BTreeMap<String, FxHashMap<String, i64>>;
 
 /// Client timings for fuzzing: short, so that stalls and cuts are noticed
 /// and healed within a run (shared by `sim` and `net`).
@@ -395,7 +399,7 @@ impl World {
         let client = &self.peers[peer].client;
         let made = client.replica().pending().find(|p| p.batch_id == batch_id);
         let diffs = made.expect("a new batch is pending").diffs.as_slice();
-        let diffs = serde_json::to_string(diffs).expect("diffs encode");
+        let diffs = tandem_client::write::diffs(diffs);
         tally(
             &mut self.ledger,
             &client.config().client_id,
@@ -430,16 +434,16 @@ impl World {
             made.iter()
                 .map(move |(diffs, &count)| (client, diffs, count))
         });
-        counts.into_iter().find_map(|(client, diffs, count)| {
+        let faults = counts.filter_map(|(client, diffs, count)| {
             let lost = count > 0 && !self.dead.contains(client);
             match (lost, count < 0) {
-                (true, _) => Some(format!(
-                    "an edit of {client} never reached the server: {diffs}"
-                )),
-                (_, true) => Some(format!("an edit of {client} was sequenced twice: {diffs}")),
+                (true, _) => Some((client, diffs, "never reached the server")),
+                (_, true) => Some((client, diffs, "was sequenced twice")),
                 _ => None,
             }
-        })
+        });
+        let (client, diffs, fault) = faults.min()?;
+        Some(format!("an edit of {client} {fault}: {diffs}"))
     }
 
     fn schedule_faults(&mut self, horizon: Millis) {

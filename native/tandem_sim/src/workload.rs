@@ -23,13 +23,15 @@ pub fn next_operation(rng: &mut ChaCha8Rng, view: &Document, who: usize, serial:
     // The k-th smallest id for a random k: a HashMap's order is not part of
     // the seed, and selecting is cheaper than sorting every time. Ids are
     // compared by their first eight bytes as a number first, which orders
-    // them as strings do, and most often settles it.
-    let mut ids: Vec<(u64, &str)> = view
-        .objects()
-        .map(|(id, _)| (leading(id), id.as_str()))
-        .collect();
-    let none = ids.is_empty();
+    // them as strings do, and most often settles it. They are gathered only
+    // for an operation that picks one (not an undo, a redo or most adds).
+    let mut ids: Vec<(u64, &str)> = Vec::new();
+    let none = view.is_empty();
     let mut pick = |rng: &mut ChaCha8Rng| {
+        if ids.is_empty() {
+            let all = view.objects().map(|(id, _)| (leading(id), id.as_str()));
+            ids.extend(all);
+        }
         let k = rng.random_range(0..ids.len());
         ids.select_nth_unstable(k).1 .1.to_owned()
     };

@@ -1,0 +1,562 @@
+//! The frames a busy client and the simulated server read most, read
+//! straight from their text: `batch` broadcasts (every member reads every
+//! batch), the `ok` answers to `diffs` pushes and those that catch up with
+//! batches, and the pushes themselves.
+//!
+//! serde_json's general reader spent more instructions walking their tokens
+//! than the client spent rebasing over a batch. These frames are always
+//! written the same way (compact, fields in declaration order, attributes
+//! sorted), and that one layout is read here by hand. Anything else
+//! (whitespace, escapes, other orders, floats or negative numbers, unknown
+//! fields) is refused, and the caller reads the frame with serde as before:
+//! a frame accepted here means what serde makes of it, which the tests check.
+
+use crate::answer::{Accepted, State};
+use crate::frame::{Incoming, Payload};
+use serde_json::{Map, Number, Value};
+use tandem_core::room::{IncomingBatch, ServerBatch};
+use tandem_core::{Attrs, Checksum, Diff};
+
+/// Values nested deeper than this go to serde (whose own limit is 128).
+const MAX_DEPTH: usize = 32;
+
+/// The batch of a `batch` broadcast on `topic`.
+pub(crate) fn batch(text: &str, topic: &str) -> Option<ServerBatch> {
+    let mut c = Cursor { text, at: 0 };
+    // As every broadcast starts: no refs, and the topic needs no escapes.
+    c.eat("[null,null,\"")?;
+    c.eat(topic)?;
+    c.eat("\",\"batch\",")?;
+    let batch = c.server_batch()?;
+    c.end("]")?;
+    Some(batch)
+}
+
+/// The ref of an `ok` answer to a `diffs` push, or of one that catches up
+/// with batches (to a join or a sync), and what the client keeps of it:
+/// the seq and the batches (the rest is read only to be sure the frame is
+/// JSON).
+pub(crate) fn ack(text: &str) -> Option<(&str, Accepted)> {
+    let mut c = Cursor { text, at: 0 };
+    let (_, ref_, _) = c.envelope()?;
+    c.eat("\"phx_reply\",{\"status\":\"ok\",\"response\":{\"seq\":")?;
+    let seq = c.number()?;
+    c.eat(",\"checksum\":")?;
+    c.string()?;
+    let state = if c.eat(",\"batches\":[").is_some() {
+        let mut batches = Vec::new();
+        c.items("]", |c| c.server_batch().map(|b| batches.push(b)))?;
+        State::Batches(batches)
+    } else {
+        c.eat(",\"amended\":")?;
+        c.value(0)?;
+        c.eat(",\"dropped\":")?;
+        c.value(0)?;
+        State::Nothing
+    };
+    c.end("}}]")?;
+    let accepted = Accepted {
+        seq: Some(seq),
+        ok: None,
+        state,
+    };
+    Some((ref_?, accepted))
+}
+
+/// A `diffs` push, as the server reads it.
+pub fn diffs_push(text: &str) -> Option<Incoming<IncomingBatch>> {
+    let mut c = Cursor { text, at: 0 };
+    let (join_ref, ref_, topic) = c.envelope()?;
+    c.eat("\"diffs\",{\"batch_id\":")?;
+    let batch_id = c.number()?;
+    c.eat(",\"diffs\":")?;
+    let diffs = c.diffs()?;
+    c.end("}]")?;
+    Some(Incoming {
+        join_ref: join_ref.map(str::to_owned),
+        ref_: ref_.map(str::to_owned),
+        topic: topic.to_owned(),
+        event: "diffs".to_owned(),
+        payload: Payload::Typed(IncomingBatch { batch_id, diffs }),
+    })
+}
+
+/// The bytes that end a string read here: its closing quote, and those
+/// that refuse it (a backslash, a control character). The same bytes are
+/// those JSON escapes.
+pub(crate) static STOPS: [bool; 256] = {
+    let mut stops = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        stops[b] = true;
+        b += 1;
+    }
+    stops[b'"' as usize] = true;
+    stops[b'\\' as usize] = true;
+    stops
+};
+
+struct Cursor<'t> {
+    text: &'t str,
+    at: usize,
+}
+
+impl<'t> Cursor<'t> {
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.at).copied()
+    }
+
+    /// `[JOIN_REF,REF,TOPIC,`: the refs may be null.
+    fn envelope(&mut self) -> Option<(Option<&'t str>, Option<&'t str>, &'t str)> {
+        self.eat("[")?;
+        let join_ref = self.nullable_string()?;
+        self.eat(",")?;
+        let ref_ = self.nullable_string()?;
+        self.eat(",")?;
+        let topic = self.string()?;
+        self.eat(",")?;
+        Some((join_ref, ref_, topic))
+    }
+
+    /// Steps over `last`, which must end the text.
+    fn end(&mut self, last: &str) -> Option<()> {
+        self.eat(last)?;
+        (self.at == self.text.len()).then_some(())
+    }
+
+    fn nullable_string(&mut self) -> Option<Option<&'t str>> {
+        match self.eat("null") {
+            Some(()) => Some(None),
+            None => self.string().map(Some),
+        }
+    }
+
+    /// Steps over `literal`, which must come next. Inlined, so that the
+    /// comparison with each literal is one of known length.
+    #[inline(always)]
+    fn eat(&mut self, literal: &str) -> Option<()> {
+        let rest = self.text.as_bytes().get(self.at..)?;
+        rest.starts_with(literal.as_bytes()).then(|| {
+            self.at += literal.len();
+        })
+    }
+
+    /// A string without escapes (a control character is not JSON either).
+    fn string(&mut self) -> Option<&'t str> {
+        self.eat("\"")?;
+        let start = self.at;
+        let bytes = self.text.as_bytes();
+        let length = bytes
+            .get(start..)?
+            .iter()
+            .position(|&b| STOPS[usize::from(b)])?;
+        self.at += length;
+        self.eat("\"")?;
+        // Both ends are ASCII quotes, so the slice is on char boundaries.
+        self.text.get(start..self.at - 1)
+    }
+
+    /// A non-negative integer that fits a u64, without a leading zero
+    /// (JSON has none); a fraction or exponent after it fails the caller's
+    /// next step.
+    fn number(&mut self) -> Option<u64> {
+        let bytes = self.text.as_bytes();
+        let start = self.at;
+        let mut n: u64 = 0;
+        while let Some(digit) = bytes.get(self.at).filter(|b| b.is_ascii_digit()) {
+            n = n.checked_mul(10)?.checked_add(u64::from(digit - b'0'))?;
+            self.at += 1;
+        }
+        let digits = self.at - start;
+        (digits == 1 || (digits > 1 && bytes[start] != b'0')).then_some(n)
+    }
+
+    /// The items of a list whose opening bracket was just read, up to
+    /// `close`: none, or each read by `item`, separated by commas.
+    fn items(&mut self, close: &str, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        if self.eat(close).is_some() {
+            return Some(());
+        }
+        loop {
+            item(self)?;
+            if self.eat(close).is_some() {
+                return Some(());
+            }
+            self.eat(",")?;
+        }
+    }
+
+    fn server_batch(&mut self) -> Option<ServerBatch> {
+        self.eat("{\"seq\":")?;
+        let seq = self.number()?;
+        self.eat(",\"client_id\":")?;
+        let client_id = self.string()?.to_owned();
+        self.eat(",\"batch_id\":")?;
+        let batch_id = self.number()?;
+        self.eat(",\"user_id\":")?;
+        let user_id = self.string()?.to_owned();
+        self.eat(",\"diffs\":")?;
+        let diffs = self.diffs()?;
+        self.eat(",\"checksum\":")?;
+        let checksum = Checksum::parse(self.string()?)?;
+        self.eat("}")?;
+        Some(ServerBatch {
+            seq,
+            client_id,
+            batch_id,
+            user_id,
+            diffs,
+            checksum,
+        })
+    }
+
+    fn diffs(&mut self) -> Option<Vec<Diff>> {
+        self.eat("[")?;
+        let mut diffs = Vec::new();
+        self.items("]", |c| c.diff().map(|d| diffs.push(d)))?;
+        Some(diffs)
+    }
+
+    fn diff(&mut self) -> Option<Diff> {
+        self.eat("{\"op\":\"")?;
+        let diff = if self.eat("add\",\"id\":").is_some() {
+            let id = self.string()?.to_owned();
+            self.eat(",\"attrs\":")?;
+            Diff::Add {
+                id,
+                attrs: self.attrs()?,
+            }
+        } else if self.eat("remove\",\"id\":").is_some() {
+            Diff::Remove {
+                id: self.string()?.to_owned(),
+            }
+        } else {
+            self.eat("set\",\"id\":")?;
+            let id = self.string()?.to_owned();
+            self.eat(",\"key\":")?;
+            let key = self.string()?.to_owned();
+            let value = match self.eat(",\"value\":") {
+                // `null` is no value, as when it is left out.
+                Some(()) => Some(self.value(0)?).filter(|v| !v.is_null()),
+                None => None,
+            };
+            Diff::Set { id, key, value }
+        };
+        self.eat("}")?;
+        Some(diff)
+    }
+
+    /// Attributes in strictly increasing order, as the server sorts them.
+    /// None are written `[]`: with no first name to show that names are
+    /// strings, the map is written as a list of pairs.
+    fn attrs(&mut self) -> Option<Attrs> {
+        let mut attrs = Vec::new();
+        if self.eat("[]").is_some() {
+            return Some(Attrs::new());
+        }
+        self.eat("{")?;
+        let mut last: Option<&str> = None;
+        self.items("}", |c| {
+            let name = c.string()?;
+            last.is_none_or(|last| last < name).then_some(())?;
+            last = Some(name);
+            c.eat(":")?;
+            attrs.push((name.into(), c.value(0)?));
+            Some(())
+        })?;
+        // Sorted without repeats, as just checked.
+        Some(Attrs::from_sorted_store_unchecked(attrs))
+    }
+
+    fn value(&mut self, depth: usize) -> Option<Value> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        match self.peek()? {
+            b'"' => Some(Value::String(self.string()?.to_owned())),
+            b'0'..=b'9' => Some(Value::Number(Number::from(self.number()?))),
+            b'n' => self.eat("null").map(|()| Value::Null),
+            b't' => self.eat("true").map(|()| Value::Bool(true)),
+            b'f' => self.eat("false").map(|()| Value::Bool(false)),
+            b'[' => {
+                self.eat("[")?;
+                let mut items = Vec::new();
+                self.items("]", |c| c.value(depth + 1).map(|v| items.push(v)))?;
+                Some(Value::Array(items))
+            }
+            b'{' => {
+                self.eat("{")?;
+                let mut map = Map::new();
+                self.items("}", |c| {
+                    let key = c.string()?.to_owned();
+                    c.eat(":")?;
+                    // A repeated key (serde keeps the last) is left to serde.
+                    map.insert(key, c.value(depth + 1)?).is_none().then_some(())
+                })?;
+                Some(Value::Object(map))
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ack, batch, diffs_push};
+    use crate::answer::{Accepted, Typed, Want};
+    use crate::frame::{Envelope, Incoming, Payload};
+    use serde::Serialize;
+    use serde_json::{json, Value};
+    use std::fmt::Debug;
+    use tandem_core::room::{Ack, CatchUp, DroppedDiff, IncomingBatch, ServerBatch};
+    use tandem_core::{Attrs, Checksum, Diff, DropReason};
+
+    const TOPIC: &str = "project:p";
+
+    /// A frame with the refs `(join_ref, ref)` or none.
+    fn frame(refs: Option<(&str, &str)>, event: &str, payload: &impl Serialize) -> String {
+        let envelope = Envelope {
+            join_ref: refs.map(|r| r.0),
+            ref_: refs.map(|r| r.1),
+            topic: TOPIC,
+            event,
+        };
+        envelope.encode(payload)
+    }
+
+    /// A payload as the client's serde path reads it, asked `want`.
+    fn typed(text: &str, want: Want) -> Option<Incoming<Typed>> {
+        let seed = |head: &Envelope<'_>| {
+            let event = match want {
+                Want::Batch => "batch",
+                Want::Answer => "phx_reply",
+            };
+            let answered = want == Want::Batch || head.ref_.is_some();
+            (head.event == event && answered).then_some(want)
+        };
+        Incoming::<Typed, _>::read(text, seed).map(Incoming::into_owned)
+    }
+
+    fn batch_by_serde(text: &str) -> Option<ServerBatch> {
+        let incoming = typed(text, Want::Batch).filter(|i| i.topic == TOPIC)?;
+        match incoming.payload {
+            Payload::Typed(Typed::Batch(batch)) => Some(batch),
+            _ => None,
+        }
+    }
+
+    fn ack_by_serde(text: &str) -> Option<(String, Accepted)> {
+        let incoming = typed(text, Want::Answer)?;
+        match incoming.payload {
+            Payload::Typed(Typed::Answer(Some(accepted))) => Some((incoming.ref_?, accepted)),
+            _ => None,
+        }
+    }
+
+    fn ack_direct(text: &str) -> Option<(String, Accepted)> {
+        ack(text).map(|(ref_, accepted)| (ref_.to_owned(), accepted))
+    }
+
+    fn push_by_serde(text: &str) -> Option<Incoming<IncomingBatch>> {
+        Incoming::<IncomingBatch>::parse(text, |_, event| event == "diffs")
+            .filter(|i| matches!(i.payload, Payload::Typed(_)))
+    }
+
+    fn server_batch(diffs: Vec<Diff>) -> ServerBatch {
+        ServerBatch {
+            seq: 12,
+            client_id: "client-1-0".into(),
+            batch_id: u64::MAX,
+            user_id: "user-é".into(),
+            diffs,
+            checksum: Checksum(0x0123_4567_89ab_cdef),
+        }
+    }
+
+    fn attrs(pairs: &[(&str, Value)]) -> Attrs {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), v.clone()))
+            .collect()
+    }
+
+    fn samples() -> Vec<Vec<Diff>> {
+        let add = |id: &str, a: Attrs| Diff::Add {
+            id: id.into(),
+            attrs: a,
+        };
+        vec![
+            vec![],
+            vec![add(
+                "o1",
+                attrs(&[
+                    ("color", json!({"g": 0, "r": 255})),
+                    ("name", json!("layer ✓")),
+                    ("parent", json!("g1")),
+                    ("z", json!("80")),
+                ]),
+            )],
+            vec![
+                add("a", Attrs::new()),
+                Diff::Remove { id: "b".into() },
+                Diff::set("c", "x", Some(json!(0))),
+                Diff::set("c", "y", None),
+                Diff::set("c", "u", Some(Value::Null)),
+                Diff::set("c", "w", Some(json!([1, [true, false, null], {}, []]))),
+                Diff::set("c", "v", Some(json!({"a": {"b": {"c": u64::MAX}}}))),
+            ],
+        ]
+    }
+
+    fn batch_frames() -> Vec<String> {
+        let batches = samples().into_iter().map(server_batch);
+        batches.map(|b| frame(None, "batch", &b)).collect()
+    }
+
+    /// Answers to a `diffs` push, then to a join that catches up.
+    fn ack_frames() -> Vec<String> {
+        #[derive(Serialize)]
+        struct Reply<'a, R> {
+            status: &'a str,
+            response: &'a R,
+        }
+        fn reply(response: &impl Serialize) -> String {
+            let reply = Reply {
+                status: "ok",
+                response,
+            };
+            frame(Some(("3", "31")), "phx_reply", &reply)
+        }
+        let dropped = DroppedDiff {
+            index: 1,
+            reason: DropReason::MissingTarget,
+        };
+        let acks = [(vec![], vec![]), (vec![0, 2], vec![dropped])];
+        let acks = acks.into_iter().map(|(amended, dropped)| Ack {
+            seq: 5,
+            checksum: Checksum(7),
+            amended,
+            dropped,
+        });
+        let batches: Vec<ServerBatch> = samples().into_iter().map(server_batch).collect();
+        let catch_ups = [vec![], batches.iter().collect()].map(|batches| CatchUp {
+            seq: 12,
+            checksum: Checksum(7),
+            snapshot: None,
+            batches: Some(batches),
+        });
+        let acks = acks.map(|ack| reply(&ack));
+        acks.chain(catch_ups.iter().map(reply)).collect()
+    }
+
+    fn push_frames() -> Vec<String> {
+        let pushes = samples()
+            .into_iter()
+            .map(|diffs| IncomingBatch { batch_id: 9, diffs });
+        pushes
+            .map(|p| frame(Some(("4", "12")), "diffs", &p))
+            .collect()
+    }
+
+    /// `text` and every text one ASCII byte away from it, or cut short: read
+    /// directly only as serde reads them.
+    fn agree_near<T: PartialEq + Debug>(
+        text: &str,
+        direct: impl Fn(&str) -> Option<T>,
+        by_serde: impl Fn(&str) -> Option<T>,
+    ) {
+        let agree = |t: &str| {
+            if let Some(read) = direct(t) {
+                assert_eq!(Some(read), by_serde(t), "{t}");
+            }
+        };
+        let replacements = b" \"\\{}[],:.-+e0159anulltrsf\x01x";
+        for at in 0..text.len() {
+            if !text.as_bytes()[at].is_ascii() {
+                continue;
+            }
+            for &r in replacements {
+                let mut bytes = text.as_bytes().to_vec();
+                bytes[at] = r;
+                agree(&String::from_utf8(bytes).expect("ASCII for ASCII"));
+            }
+            agree(&text[..at]);
+        }
+    }
+
+    #[test]
+    fn frames_as_they_are_written_are_read_as_serde_reads_them() {
+        for text in batch_frames() {
+            assert!(batch(&text, TOPIC).is_some(), "{text}");
+            assert_eq!(batch(&text, TOPIC), batch_by_serde(&text));
+            assert_eq!(batch(&text, "project:q"), None);
+        }
+        for text in ack_frames() {
+            assert!(ack(&text).is_some(), "{text}");
+            assert_eq!(ack_direct(&text), ack_by_serde(&text));
+        }
+        for text in push_frames() {
+            assert!(diffs_push(&text).is_some(), "{text}");
+            assert_eq!(diffs_push(&text), push_by_serde(&text));
+        }
+    }
+
+    /// Edits of the second sample of each kind, none of them the layout
+    /// the readers take: `KIND FROM => TO`.
+    const EDITS: &str = r#"
+batch ,"diffs" => , "diffs"
+batch [null,null => [null, null
+batch layer => la\u0079er
+batch "r":255 => "r":255.0
+batch "g":0 => "g":-0
+batch "g":0 => "g":00
+batch "g":0 => "g":18446744073709551616
+batch "g":0 => "g":0,"g":1
+batch "parent":"g1","z":"80" => "z":"80","parent":"g1"
+batch "parent":"g1", => "parent":"g1","parent":"g1",
+batch "seq":12, => "seq":12,"extra":1,
+batch }}], => }},{"op":"move","id":"x"}],
+batch }] => }]]
+batch "batch" => "batches"
+ack "ok" => "error"
+ack "dropped" => "other"
+ack ["3","31" => ["3",null
+push "batch_id":9 => "batch_id":9.5
+push "diffs",{ => "diff",{
+"#;
+
+    #[test]
+    fn other_layouts_are_left_to_serde() {
+        let (batches, acks, pushes) = (batch_frames(), ack_frames(), push_frames());
+        for edit in EDITS.lines().filter(|l| !l.is_empty()) {
+            let (kind, change) = edit.split_once(' ').expect("KIND FROM => TO");
+            let (from, to) = change.split_once(" => ").expect("FROM => TO");
+            let sample = match kind {
+                "batch" => &batches[1],
+                "ack" => &acks[1],
+                _ => &pushes[1],
+            };
+            let other = sample.replace(from, to);
+            assert_ne!(&other, sample, "{edit}");
+            let read = batch(&other, TOPIC).is_some()
+                || ack(&other).is_some()
+                || diffs_push(&other).is_some();
+            assert!(!read, "{other}");
+        }
+        let spaced = format!("{} ", batches[1]);
+        assert_eq!(batch(&spaced, TOPIC), None);
+    }
+
+    #[test]
+    fn a_frame_read_here_means_what_serde_makes_of_it() {
+        for text in batch_frames() {
+            agree_near(&text, |t| batch(t, TOPIC), batch_by_serde);
+        }
+        for text in ack_frames() {
+            agree_near(&text, ack_direct, ack_by_serde);
+        }
+        for text in push_frames() {
+            agree_near(&text, diffs_push, push_by_serde);
+        }
+    }
+}

@@ -1,0 +1,349 @@
+//! The frames written most, written by hand: `batch` broadcasts and the
+//! answers to `diffs` pushes (by the simulated server), the pushes (by the
+//! client) and the diffs alone (the simulator's ledger of edits).
+//!
+//! serde_json spent about a hundred instructions on every string it wrote,
+//! most of them in calls around a few bytes, and a frame is mostly short
+//! strings. The text is the one serde_json writes, byte for byte (the tests
+//! compare them): what this module does not write the same way itself (a
+//! string to escape, a float) it hands to serde_json.
+
+use crate::direct::STOPS;
+use crate::frame::Envelope;
+use serde::Serialize;
+use serde_json::Value;
+use std::fmt::Write;
+use tandem_core::room::{Ack, ServerBatch};
+use tandem_core::{Checksum, Diff};
+
+/// The V2 frame of a `batch` broadcast.
+pub fn batch_frame(topic: &str, batch: &ServerBatch) -> String {
+    let mut w = Writer::frame(None, None, topic, "batch");
+    w.raw("{\"seq\":");
+    w.number(batch.seq);
+    w.raw(",\"client_id\":");
+    w.string(&batch.client_id);
+    w.raw(",\"batch_id\":");
+    w.number(batch.batch_id);
+    w.raw(",\"user_id\":");
+    w.string(&batch.user_id);
+    w.raw(",\"diffs\":");
+    w.diffs(&batch.diffs);
+    w.raw(",\"checksum\":");
+    w.checksum(batch.checksum);
+    w.raw("}]");
+    w.out
+}
+
+/// The V2 frame of an `ok` answer to a `diffs` push (by the simulated
+/// server): `{"status":"ok","response":ACK}`.
+pub fn ack_reply(join_ref: Option<&str>, ref_: Option<&str>, topic: &str, ack: &Ack) -> String {
+    let mut w = Writer::frame(join_ref, ref_, topic, "phx_reply");
+    w.raw("{\"status\":\"ok\",\"response\":{\"seq\":");
+    w.number(ack.seq);
+    w.raw(",\"checksum\":");
+    w.checksum(ack.checksum);
+    w.raw(",\"amended\":");
+    w.separated(("[", "]"), &ack.amended, |w, &index| w.number(index as u64));
+    w.raw(",\"dropped\":");
+    match ack.dropped.is_empty() {
+        true => w.raw("[]"),
+        false => w.serde(&ack.dropped),
+    }
+    w.raw("}}]");
+    w.out
+}
+
+/// The V2 frame of a `diffs` push.
+pub(crate) fn diffs_push(envelope: &Envelope<'_>, batch_id: u64, diffs: &[Diff]) -> String {
+    let Envelope {
+        join_ref,
+        ref_,
+        topic,
+        event,
+    } = *envelope;
+    let mut w = Writer::frame(join_ref, ref_, topic, event);
+    w.raw("{\"batch_id\":");
+    w.number(batch_id);
+    w.raw(",\"diffs\":");
+    w.diffs(diffs);
+    w.raw("}]");
+    w.out
+}
+
+/// The JSON text of `diffs`.
+pub fn diffs(diffs: &[Diff]) -> String {
+    let mut w = Writer { out: String::new() };
+    w.diffs(diffs);
+    w.out
+}
+
+struct Writer {
+    out: String,
+}
+
+impl Writer {
+    /// `[JOIN_REF,REF,TOPIC,EVENT,` with room for a typical payload.
+    fn frame(join_ref: Option<&str>, ref_: Option<&str>, topic: &str, event: &str) -> Writer {
+        let mut w = Writer {
+            out: String::with_capacity(256),
+        };
+        w.raw("[");
+        for part in [join_ref, ref_] {
+            match part {
+                Some(text) => w.string(text),
+                None => w.raw("null"),
+            }
+            w.raw(",");
+        }
+        for part in [topic, event] {
+            w.string(part);
+            w.raw(",");
+        }
+        w
+    }
+
+    /// Its 16 hex digits, which need no escape.
+    fn checksum(&mut self, checksum: Checksum) {
+        self.raw("\"");
+        self.display(checksum);
+        self.raw("\"");
+    }
+
+    fn raw(&mut self, text: &str) {
+        self.out.push_str(text);
+    }
+
+    /// In decimal, as `Display` would, without a formatter.
+    fn number(&mut self, mut n: u64) {
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.out
+            .push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
+    }
+
+    /// Through a formatter: a checksum's digits, a negative number.
+    fn display(&mut self, shown: impl std::fmt::Display) {
+        write!(self.out, "{shown}").expect("a String takes any text");
+    }
+
+    /// Through serde_json: what this module does not write itself.
+    fn serde(&mut self, value: &impl Serialize) {
+        let text = serde_json::to_string(value).expect("JSON values always serialize");
+        self.out.push_str(&text);
+    }
+
+    fn string(&mut self, text: &str) {
+        if !text.bytes().any(|b| STOPS[usize::from(b)]) {
+            self.out.push('"');
+            self.out.push_str(text);
+            self.out.push('"');
+        } else {
+            self.serde(&text);
+        }
+    }
+
+    /// `items` between `open` and `close`, separated by commas.
+    fn separated<I>(
+        &mut self,
+        (open, close): (&str, &str),
+        items: impl IntoIterator<Item = I>,
+        mut each: impl FnMut(&mut Self, I),
+    ) {
+        self.raw(open);
+        for (i, item) in items.into_iter().enumerate() {
+            if i > 0 {
+                self.raw(",");
+            }
+            each(self, item);
+        }
+        self.raw(close);
+    }
+
+    fn diffs(&mut self, diffs: &[Diff]) {
+        self.separated(("[", "]"), diffs, Self::diff);
+    }
+
+    fn diff(&mut self, diff: &Diff) {
+        match diff {
+            Diff::Add { id, attrs } => {
+                self.raw("{\"op\":\"add\",\"id\":");
+                self.string(id);
+                // No first name to show that names are strings: a list.
+                if attrs.is_empty() {
+                    self.raw(",\"attrs\":[]");
+                } else {
+                    self.raw(",\"attrs\":");
+                    self.object(attrs.iter().map(|(name, value)| (name.as_str(), value)));
+                }
+            }
+            Diff::Remove { id } => {
+                self.raw("{\"op\":\"remove\",\"id\":");
+                self.string(id);
+            }
+            Diff::Set { id, key, value } => {
+                self.raw("{\"op\":\"set\",\"id\":");
+                self.string(id);
+                self.raw(",\"key\":");
+                self.string(key);
+                if let Some(value) = value {
+                    self.raw(",\"value\":");
+                    self.value(value);
+                }
+            }
+        }
+        self.raw("}");
+    }
+
+    fn object<'v>(&mut self, entries: impl Iterator<Item = (&'v str, &'v Value)>) {
+        self.separated(("{", "}"), entries, |w, (key, value)| {
+            w.string(key);
+            w.raw(":");
+            w.value(value);
+        });
+    }
+
+    fn value(&mut self, value: &Value) {
+        match value {
+            Value::Null => self.raw("null"),
+            Value::Bool(true) => self.raw("true"),
+            Value::Bool(false) => self.raw("false"),
+            Value::String(text) => self.string(text),
+            Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+                (Some(n), _) => self.number(n),
+                (None, Some(n)) => self.display(n),
+                (None, None) => self.serde(n),
+            },
+            Value::Array(items) => self.separated(("[", "]"), items, Self::value),
+            Value::Object(map) => self.object(map.iter().map(|(k, v)| (k.as_str(), v))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ack_reply, batch_frame, diffs, diffs_push};
+    use crate::frame::Envelope;
+    use serde::Serialize;
+    use serde_json::{json, Value};
+    use tandem_core::room::{Ack, DroppedDiff, IncomingBatch, ServerBatch};
+    use tandem_core::{Attrs, Checksum, Diff, DropReason};
+
+    fn samples() -> Vec<Vec<Diff>> {
+        let odd = [
+            json!("é \" \\ \n \u{1} \u{7f} ✓"),
+            json!(-7),
+            json!(0.5),
+            json!(1e300),
+            json!(u64::MAX),
+            json!(i64::MIN),
+            json!(null),
+            json!([true, false, [], {}, [null]]),
+            json!({"b": {"a\"": [1.25, "x"]}, "a": 0}),
+        ];
+        let attrs: Attrs = odd
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (format!("k{i}").into(), v.clone()))
+            .collect();
+        let sets = odd
+            .iter()
+            .map(|v| Diff::set("o\t1", "k\"ey", Some(v.clone())));
+        vec![
+            vec![],
+            vec![Diff::Add {
+                id: "a".into(),
+                attrs: Attrs::new(),
+            }],
+            vec![
+                Diff::Add {
+                    id: "o1000-2".into(),
+                    attrs,
+                },
+                Diff::Remove { id: "\u{0}".into() },
+                Diff::set("c", "x", None),
+                Diff::set("c", "x", Some(Value::Null)),
+            ],
+            sets.collect(),
+        ]
+    }
+
+    #[test]
+    fn frames_are_written_as_serde_json_writes_them() {
+        for sample in samples() {
+            assert_eq!(diffs(&sample), serde_json::to_string(&sample).unwrap());
+            let batch = ServerBatch {
+                seq: 3,
+                client_id: "client-0-0".into(),
+                batch_id: u64::MAX,
+                user_id: "user\u{2028}".into(),
+                diffs: sample.clone(),
+                checksum: Checksum(0xab),
+            };
+            let envelope = Envelope {
+                join_ref: None,
+                ref_: None,
+                topic: "project:\"p\"",
+                event: "batch",
+            };
+            assert_eq!(batch_frame(envelope.topic, &batch), envelope.encode(&batch));
+            let envelope = Envelope {
+                join_ref: Some("1"),
+                ref_: Some("2\\"),
+                topic: "project:p",
+                event: "diffs",
+            };
+            let push = IncomingBatch {
+                batch_id: 9,
+                diffs: sample,
+            };
+            let written = diffs_push(&envelope, push.batch_id, &push.diffs);
+            assert_eq!(written, envelope.encode(&push));
+        }
+    }
+
+    #[test]
+    fn answers_are_written_as_serde_json_writes_them() {
+        #[derive(Serialize)]
+        struct Reply<'a> {
+            status: &'a str,
+            response: &'a Ack,
+        }
+        let dropped = |index| DroppedDiff {
+            index,
+            reason: DropReason::MissingTarget,
+        };
+        let acks = [
+            (vec![], vec![]),
+            (vec![0, usize::MAX], vec![dropped(0), dropped(3)]),
+        ];
+        for (amended, dropped) in acks {
+            let ack = Ack {
+                seq: 41,
+                checksum: Checksum(u64::MAX),
+                amended,
+                dropped,
+            };
+            let envelope = Envelope {
+                join_ref: Some("1"),
+                ref_: None,
+                topic: "project:p",
+                event: "phx_reply",
+            };
+            let reply = Reply {
+                status: "ok",
+                response: &ack,
+            };
+            let written = ack_reply(envelope.join_ref, envelope.ref_, envelope.topic, &ack);
+            assert_eq!(written, envelope.encode(&reply));
+        }
+    }
+}
