@@ -64,6 +64,15 @@ fn seed_3001059_a_refusal_of_an_earlier_push_does_not_rekey_a_batch() {
     converges_in(3_001_059, true, 2, 300);
 }
 
+/// Not a divergence but the verdict's own flaw: after the network healed,
+/// the world was checked for quiet once a second, and with heartbeats every
+/// two seconds some client's was in flight at every check, phase-locked, so
+/// a converged world never looked settled. Heartbeats now do not count.
+#[test]
+fn seed_30013642_heartbeats_in_flight_do_not_keep_the_world_from_settling() {
+    converges(30_013_642);
+}
+
 /// A short sweep, so `cargo test` alone exercises the simulation; the test
 /// command runs 2,000 seeds through `tandem-fuzz`.
 #[test]
