@@ -84,7 +84,7 @@ pub fn diffs_push(text: &str) -> Option<Incoming<IncomingBatch>> {
 /// The bytes that end a string read here: its closing quote, and those
 /// that refuse it (a backslash, a control character). The same bytes are
 /// those JSON escapes.
-pub(crate) static STOPS: [bool; 256] = {
+static STOPS: [bool; 256] = {
     let mut stops = [false; 256];
     let mut b = 0;
     while b < 0x20 {

@@ -5,14 +5,16 @@
 //! serde_json spent about a hundred instructions on every string it wrote,
 //! most of them in calls around a few bytes, and a frame is mostly short
 //! strings. The text is the one serde_json writes, byte for byte (the tests
-//! compare them): what this module does not write the same way itself (a
-//! string to escape, a float) it hands to serde_json.
+//! compare them): strings and values go through the checksum's canonical
+//! JSON writer (`tandem_core::checksum`), which writes exactly that, and
+//! what neither writes itself (an escaped string, a float) goes to
+//! serde_json.
 
-use crate::direct::STOPS;
 use crate::frame::Envelope;
 use serde::Serialize;
 use serde_json::Value;
-use std::fmt::Write;
+use std::io::Write;
+use tandem_core::checksum::{write_canonical, write_str};
 use tandem_core::room::{Ack, ServerBatch};
 use tandem_core::{Checksum, Diff};
 
@@ -32,7 +34,7 @@ pub fn batch_frame(topic: &str, batch: &ServerBatch) -> String {
     w.raw(",\"checksum\":");
     w.checksum(batch.checksum);
     w.raw("}]");
-    w.out
+    w.text()
 }
 
 /// The V2 frame of an `ok` answer to a `diffs` push (by the simulated
@@ -51,7 +53,7 @@ pub fn ack_reply(join_ref: Option<&str>, ref_: Option<&str>, topic: &str, ack: &
         false => w.serde(&ack.dropped),
     }
     w.raw("}}]");
-    w.out
+    w.text()
 }
 
 /// The V2 frame of a `diffs` push.
@@ -68,25 +70,26 @@ pub(crate) fn diffs_push(envelope: &Envelope<'_>, batch_id: u64, diffs: &[Diff])
     w.raw(",\"diffs\":");
     w.diffs(diffs);
     w.raw("}]");
-    w.out
+    w.text()
 }
 
 /// The JSON text of `diffs`.
 pub fn diffs(diffs: &[Diff]) -> String {
-    let mut w = Writer { out: String::new() };
+    let mut w = Writer { out: Vec::new() };
     w.diffs(diffs);
-    w.out
+    w.text()
 }
 
+/// Writing into a `Vec` cannot fail, so neither can a writer's steps.
 struct Writer {
-    out: String,
+    out: Vec<u8>,
 }
 
 impl Writer {
     /// `[JOIN_REF,REF,TOPIC,EVENT,` with room for a typical payload.
     fn frame(join_ref: Option<&str>, ref_: Option<&str>, topic: &str, event: &str) -> Writer {
         let mut w = Writer {
-            out: String::with_capacity(256),
+            out: Vec::with_capacity(256),
         };
         w.raw("[");
         for part in [join_ref, ref_] {
@@ -103,52 +106,30 @@ impl Writer {
         w
     }
 
+    fn text(self) -> String {
+        String::from_utf8(self.out).expect("written from strings and ASCII")
+    }
+
     /// Its 16 hex digits, which need no escape.
     fn checksum(&mut self, checksum: Checksum) {
-        self.raw("\"");
-        self.display(checksum);
-        self.raw("\"");
+        write!(self.out, "\"{checksum}\"").expect("a Vec takes any bytes");
     }
 
     fn raw(&mut self, text: &str) {
-        self.out.push_str(text);
+        self.out.extend_from_slice(text.as_bytes());
     }
 
-    /// In decimal, as `Display` would, without a formatter.
-    fn number(&mut self, mut n: u64) {
-        let mut digits = [0u8; 20];
-        let mut at = digits.len();
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        self.out
-            .push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
-    }
-
-    /// Through a formatter: a checksum's digits, a negative number.
-    fn display(&mut self, shown: impl std::fmt::Display) {
-        write!(self.out, "{shown}").expect("a String takes any text");
+    fn number(&mut self, n: u64) {
+        self.raw(itoa::Buffer::new().format(n));
     }
 
     /// Through serde_json: what this module does not write itself.
     fn serde(&mut self, value: &impl Serialize) {
-        let text = serde_json::to_string(value).expect("JSON values always serialize");
-        self.out.push_str(&text);
+        serde_json::to_writer(&mut self.out, value).expect("JSON values always serialize");
     }
 
     fn string(&mut self, text: &str) {
-        if !text.bytes().any(|b| STOPS[usize::from(b)]) {
-            self.out.push('"');
-            self.out.push_str(text);
-            self.out.push('"');
-        } else {
-            self.serde(&text);
-        }
+        write_str(&mut self.out, text).expect("a Vec takes any bytes");
     }
 
     /// `items` between `open` and `close`, separated by commas.
@@ -212,19 +193,7 @@ impl Writer {
     }
 
     fn value(&mut self, value: &Value) {
-        match value {
-            Value::Null => self.raw("null"),
-            Value::Bool(true) => self.raw("true"),
-            Value::Bool(false) => self.raw("false"),
-            Value::String(text) => self.string(text),
-            Value::Number(n) => match (n.as_u64(), n.as_i64()) {
-                (Some(n), _) => self.number(n),
-                (None, Some(n)) => self.display(n),
-                (None, None) => self.serde(n),
-            },
-            Value::Array(items) => self.separated(("[", "]"), items, Self::value),
-            Value::Object(map) => self.object(map.iter().map(|(k, v)| (k.as_str(), v))),
-        }
+        write_canonical(&mut self.out, value).expect("a Vec takes any bytes");
     }
 }
 

@@ -100,7 +100,9 @@ pub fn attr_term(id: &str, key: &str, value: &Value) -> u64 {
     h.digest()
 }
 
-/// Writes `value` as canonical JSON (see the module doc). Inlined, so that
+/// Writes `value` as canonical JSON (see the module doc), which is the text
+/// serde_json writes for it (`tandem_client` writes frames' values with
+/// it). Inlined, so that
 /// hashing the usual scalar costs no call; arrays and objects take
 /// `write_nested`.
 #[inline(always)]
@@ -165,9 +167,10 @@ fn write_nested<W: Write>(out: &mut W, value: &Value) -> io::Result<()> {
 }
 
 /// A JSON string as serde_json writes it; the common string that needs no
-/// escaping is written as is.
+/// escaping is written as is. (Also how `tandem_client` writes its frames'
+/// strings.)
 #[inline]
-fn write_str<W: Write>(out: &mut W, text: &str) -> io::Result<()> {
+pub fn write_str<W: Write>(out: &mut W, text: &str) -> io::Result<()> {
     if needs_escape(text.as_bytes()) {
         return serde_json::to_writer(out, text).map_err(io::Error::other);
     }
