@@ -1,6 +1,7 @@
 defmodule Tandem.Store.SQLiteTest do
-  # The application's store instance, with a room id per test.
-  use ExUnit.Case, async: true
+  # The application's store instance, with a room id per test. Not async:
+  # tests that suspend it count its mailbox and must hold it alone.
+  use ExUnit.Case, async: false
 
   alias Tandem.Store.SQLite
 
