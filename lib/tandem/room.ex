@@ -21,10 +21,12 @@ defmodule Tandem.Room do
   * **Recovery** loads the last snapshot and replays the journal after it.
   * **Members** are the processes that joined (monitored). A room without
     members, and without submits, syncs or verifies, for `idle_timeout_ms`
-    snapshots and stops. A crashed room is restarted by its supervisor
-    from storage; its members see it go down and make their clients rejoin.
+    snapshots and stops. A crashed room is not restarted by its supervisor
+    (`:temporary`): the next call starts it again from storage, and its
+    members see it go down and make their clients rejoin. So no number of
+    crashes in one room can spend a restart budget that other rooms share.
   """
-  use GenServer, restart: :transient
+  use GenServer, restart: :temporary
   require Logger
 
   alias Tandem.Native
@@ -147,9 +149,8 @@ defmodule Tandem.Room do
         {:noreply, schedule_idle(%{state | room: room, since_snapshot: replayed})}
 
       {:error, reason} ->
-        # A clean stop, not a crash: restarting could not help, and a restart
-        # loop would exhaust the supervisor that every other room lives under.
-        # Each later call tries again (and answers `unavailable`).
+        # A clean stop, logged once as what it is: an error of storage, not of
+        # the room. Each later call tries again (and answers `unavailable`).
         Logger.error("room #{state.id} cannot recover from storage: #{inspect(reason)}")
         Tandem.Metrics.inc(:room_recovery_failures)
         {:stop, {:shutdown, {:recovery_failed, reason}}, state}

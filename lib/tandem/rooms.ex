@@ -20,7 +20,7 @@ defmodule Tandem.Rooms do
   def child_spec(_opts) do
     children = [
       {Registry, keys: :unique, name: @registry},
-      {DynamicSupervisor, name: @supervisor, strategy: :one_for_one, max_restarts: 1_000}
+      {DynamicSupervisor, name: @supervisor, strategy: :one_for_one}
     ]
 
     %{
