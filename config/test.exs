@@ -19,7 +19,9 @@ config :tandem,
   room: [
     snapshot_every: 1_000,
     snapshot_interval_ms: 60_000,
-    idle_timeout_ms: 200,
+    # Long enough that a loaded CI machine never stops a room between two
+    # calls of one test; the tests of idle stops wait for it.
+    idle_timeout_ms: 1_000,
     max_log_batches: 50,
     max_log_diffs: 0,
     dirty_payload_bytes: 65_536

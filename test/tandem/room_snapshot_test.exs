@@ -2,6 +2,7 @@ defmodule Tandem.RoomSnapshotTest do
   # Changes the rooms' configuration: runs alone (async: false).
   use ExUnit.Case, async: false
   import Tandem.RoomHelpers
+  import Tandem.Eventually
 
   setup do
     config = Application.fetch_env!(:tandem, :room)
@@ -34,9 +35,11 @@ defmodule Tandem.RoomSnapshotTest do
     {:ok, _, pid} = Tandem.Room.join(p, %{client_id: "m", last_seq: nil})
     {:ok, _} = submit!(p, "c1", 1, [add("a")])
 
-    Process.sleep(150)
-    assert {:ok, snapshot, []} = Tandem.Store.impl().load(p)
-    assert is_binary(snapshot)
+    snapshotted = fn ->
+      match?({:ok, snapshot, []} when is_binary(snapshot), Tandem.Store.impl().load(p))
+    end
+
+    assert eventually(snapshotted)
     assert Process.alive?(pid)
   end
 end

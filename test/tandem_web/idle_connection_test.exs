@@ -6,6 +6,7 @@ defmodule TandemWeb.IdleConnectionTest do
   """
   use ExUnit.Case, async: false
 
+  import Tandem.Eventually
   alias TandemWeb.WSClient, as: WS
 
   defp open do
@@ -27,11 +28,31 @@ defmodule TandemWeb.IdleConnectionTest do
 
   test "an idle connection process hibernates" do
     before = MapSet.new(connections())
-    _sock = open()
-    Process.sleep(200)
-    [pid] = connections() |> Enum.reject(&MapSet.member?(before, &1))
-    Process.sleep(1_200)
-    assert {:current_function, {:erlang, :hibernate, 3}} = Process.info(pid, :current_function)
+    sock = open()
+
+    new_connection = fn ->
+      case Enum.reject(connections(), &MapSet.member?(before, &1)) do
+        [pid] -> pid
+        _ -> nil
+      end
+    end
+
+    pid = eventually(new_connection)
+    assert is_pid(pid)
+
+    # Answering the server's pings (and nothing else) keeps the connection
+    # open however long a loaded machine takes to hibernate it.
+    hibernating = fn ->
+      Process.info(pid, :current_function) == {:current_function, {:erlang, :hibernate, 3}} or
+        answer_a_ping(sock)
+    end
+
+    assert eventually(hibernating, 10_000)
+  end
+
+  defp answer_a_ping(sock) do
+    with {:ping, payload} <- WS.recv(sock, 10), do: WS.send_frame(sock, 10, payload)
+    false
   end
 
   defp connections do
