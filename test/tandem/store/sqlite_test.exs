@@ -3,6 +3,7 @@ defmodule Tandem.Store.SQLiteTest do
   # tests that suspend it count its mailbox and must hold it alone.
   use ExUnit.Case, async: false
 
+  import Tandem.Eventually
   alias Tandem.Store.SQLite
 
   setup do
@@ -105,9 +106,7 @@ defmodule Tandem.Store.SQLiteTest do
   end
 
   defp wait_for_mailbox(name, count) do
-    if Process.info(Process.whereis(name), :message_queue_len) |> elem(1) < count do
-      Process.sleep(5)
-      wait_for_mailbox(name, count)
-    end
+    queued = fn -> elem(Process.info(Process.whereis(name), :message_queue_len), 1) >= count end
+    assert eventually(queued)
   end
 end
