@@ -570,7 +570,7 @@ impl Client {
 
     fn on_batch(&mut self, now: Millis, batch: ServerBatch) {
         if self.join == Join::Joined && !self.resyncing {
-            self.apply_batches(now, std::slice::from_ref(&batch));
+            self.apply_batches(now, [batch]);
         } else {
             self.held.push(batch);
         }
@@ -1228,7 +1228,7 @@ impl Client {
                 self.failed_joins = 0;
                 self.apply_state(now, accepted);
                 let held = std::mem::take(&mut self.held);
-                self.apply_batches(now, &held);
+                self.apply_batches(now, held);
                 self.events.push_back(Event::Joined {
                     seq: self.replica.seq(),
                 });
@@ -1249,7 +1249,7 @@ impl Client {
                 self.resyncing = false;
                 self.apply_state(now, accepted);
                 let held = std::mem::take(&mut self.held);
-                self.apply_batches(now, &held);
+                self.apply_batches(now, held);
                 // Edits made while resyncing were held back, and a snapshot may
                 // have swallowed the broadcast of a batch already answered:
                 // send every pending batch again (the server answers the ones
@@ -1297,19 +1297,26 @@ impl Client {
             State::Snapshot(None) => self.resyncing = true,
             State::Batches(batches) => {
                 self.synced = true;
-                self.apply_batches(now, &batches);
+                self.apply_batches(now, batches);
             }
             State::Nothing => {}
         }
     }
 
-    fn apply_batches(&mut self, now: Millis, batches: &[ServerBatch]) {
-        if batches.is_empty() {
+    /// Rebases over server batches just read, which move into the replica.
+    fn apply_batches<B>(&mut self, now: Millis, batches: B)
+    where
+        B: IntoIterator<Item = ServerBatch>,
+        B::IntoIter: ExactSizeIterator,
+    {
+        let batches = batches.into_iter();
+        let count = batches.len();
+        if count == 0 {
             return;
         }
         match self.replica.receive(batches) {
             Ok(received) => {
-                if received.ignored < batches.len() {
+                if received.ignored < count {
                     self.events.push_back(Event::Changed);
                 }
                 if let Some(m) = received.mismatch {

@@ -19,6 +19,7 @@ use crate::checksum::Checksum;
 use crate::diff::Diff;
 use crate::document::{Document, Outcome};
 use crate::room::ServerBatch;
+use std::borrow::Borrow;
 use std::collections::VecDeque;
 
 /// A batch of the client's own that the server has not sequenced yet.
@@ -77,6 +78,27 @@ pub struct Received {
 pub struct Gap {
     pub expected: u64,
     pub received: u64,
+}
+
+/// A server batch as [`Replica::receive`] takes it. Given by value, its
+/// diffs move into the document; borrowed, they are copied. A client hands
+/// over the batches it has just read, so the copy is worth sparing: it was
+/// most of the allocations of applying a broadcast.
+pub trait Incoming: Borrow<ServerBatch> {
+    /// Applies the batch's diffs to `doc`, recording nothing.
+    fn apply_quietly(self, doc: &mut Document);
+}
+
+impl Incoming for ServerBatch {
+    fn apply_quietly(self, doc: &mut Document) {
+        doc.apply_quietly(self.diffs);
+    }
+}
+
+impl Incoming for &ServerBatch {
+    fn apply_quietly(self, doc: &mut Document) {
+        doc.apply_quietly(self.diffs.iter().cloned());
+    }
 }
 
 /// A client's replica.
@@ -158,51 +180,54 @@ impl Replica {
 
     /// Rebases over server batches (in seq order; ones at or below the held
     /// seq are ignored). On a gap nothing changes and the caller must sync.
-    pub fn receive<'a>(
+    pub fn receive<B: Incoming>(
         &mut self,
-        batches: impl IntoIterator<Item = &'a ServerBatch>,
+        batches: impl IntoIterator<Item = B>,
     ) -> Result<Received, Gap> {
         let mut received = Received::default();
         let mut fresh = Vec::new();
         for batch in batches {
-            if batch.seq <= self.seq {
+            let seq = batch.borrow().seq;
+            if seq <= self.seq {
                 received.ignored += 1;
                 continue;
             }
             let expected = self.seq + 1 + fresh.len() as u64;
-            if batch.seq != expected {
+            if seq != expected {
                 return Err(Gap {
                     expected,
-                    received: batch.seq,
+                    received: seq,
                 });
             }
             fresh.push(batch);
         }
         let own = fresh
             .iter()
-            .take_while(|batch| self.take_own_unchanged(batch, &mut received))
+            .take_while(|batch| self.take_own_unchanged((*batch).borrow(), &mut received))
             .count();
-        let fresh = &fresh[own..];
-        if fresh.is_empty() {
+        if own == fresh.len() {
             return Ok(received);
         }
         self.unwind();
-        for batch in fresh.iter().copied() {
-            self.doc.apply_quietly(batch.diffs.iter().cloned());
-            self.seq = batch.seq;
-            if received.mismatch.is_none() && self.doc.checksum() != batch.checksum {
+        for batch in fresh.into_iter().skip(own) {
+            let (seq, checksum) = (batch.borrow().seq, batch.borrow().checksum);
+            let own_batch_id =
+                (batch.borrow().client_id == self.client_id).then(|| batch.borrow().batch_id);
+            batch.apply_quietly(&mut self.doc);
+            self.seq = seq;
+            if received.mismatch.is_none() && self.doc.checksum() != checksum {
                 received.mismatch = Some(Mismatch {
-                    seq: batch.seq,
-                    expected: batch.checksum,
+                    seq,
+                    expected: checksum,
                     actual: self.doc.checksum(),
                 });
             }
-            if batch.client_id == self.client_id {
+            if let Some(batch_id) = own_batch_id {
                 // Only that batch: an earlier one still pending was skipped
                 // (its answer, `unavailable`, may even have been lost with
                 // the connection) and will be answered on its resend.
-                self.pending.retain(|p| p.batch_id != batch.batch_id);
-                received.acked.push(batch.batch_id);
+                self.pending.retain(|p| p.batch_id != batch_id);
+                received.acked.push(batch_id);
             }
         }
         Ok(received)
