@@ -44,12 +44,21 @@ impl Checksum {
         digits
     }
 
-    /// Parses the 16-hex-digit wire form.
+    /// Parses the wire form: exactly 16 lowercase hex digits (no sign, no
+    /// uppercase, which `u64::from_str_radix` would let through). Every
+    /// batch a client reads carries one.
     pub fn parse(text: &str) -> Option<Checksum> {
-        if text.len() != 16 {
-            return None;
+        let digits: &[u8; 16] = text.as_bytes().try_into().ok()?;
+        let mut n = 0u64;
+        for &d in digits {
+            let value = match d {
+                b'0'..=b'9' => d - b'0',
+                b'a'..=b'f' => d - b'a' + 10,
+                _ => return None,
+            };
+            n = n << 4 | u64::from(value);
         }
-        u64::from_str_radix(text, 16).ok().map(Checksum)
+        Some(Checksum(n))
     }
 }
 
@@ -377,6 +386,34 @@ mod tests {
                 format!("\"{text}\"")
             );
             assert_eq!(Checksum::parse(&text), Some(Checksum(n)));
+        }
+    }
+
+    #[test]
+    fn only_the_wire_form_parses() {
+        let good = "0123456789abcdef";
+        assert_eq!(Checksum::parse(good), Some(Checksum(0x0123_4567_89ab_cdef)));
+        for bad in [
+            "",
+            "0123456789abcde",
+            "0123456789abcdef0",
+            "0123456789ABCDEF",
+            "+123456789abcdef",
+            "-123456789abcdef",
+            "0123456789abcdeg",
+            " 123456789abcdef",
+            "0123456789abcd\u{e9}",
+        ] {
+            assert_eq!(Checksum::parse(bad), None, "{bad:?}");
+        }
+        // Every byte that is not a lowercase hex digit, at every position.
+        for at in 0..16 {
+            for byte in (0u8..128).filter(|b| !b"0123456789abcdef".contains(b)) {
+                let mut text = good.as_bytes().to_vec();
+                text[at] = byte;
+                let text = String::from_utf8(text).unwrap();
+                assert_eq!(Checksum::parse(&text), None, "{text:?}");
+            }
         }
     }
 }
