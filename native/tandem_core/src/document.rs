@@ -404,33 +404,45 @@ impl Document {
         if !self.objects.contains_key(&id) {
             return Err(DropReason::MissingTarget);
         }
-        // Pre-order, so that the inverse re-adds every parent before its children.
-        let mut order = Vec::new();
-        let mut stack = vec![Name::from(id.as_str())];
-        while let Some(next) = stack.pop() {
-            if let Some(kids) = self.children.get(&next) {
+        // The descendants in pre-order, so that the inverse re-adds every
+        // parent before its children (none, and no allocation, for a leaf).
+        let mut below = Vec::new();
+        let mut stack: Vec<Name> = Vec::new();
+        let mut next = Some(id.as_str());
+        while let Some(name) = next {
+            if let Some(kids) = self.children.get(name) {
                 stack.extend(kids.iter().rev().map(|(_, kid)| kid.clone()));
             }
-            order.push(next);
+            next = stack.pop().map(|kid| {
+                below.push(kid);
+                below.last().expect("just pushed").as_str()
+            });
         }
         // Inverse groups are written in reverse (see `Sink`): children first.
-        for name in order.into_iter().rev() {
-            let (oid, attrs) = self
-                .objects
-                .remove_entry(name.as_str())
-                .expect("indexed objects exist");
-            if self.summing {
-                self.checksum.sub(whole_object_term(&oid, &attrs));
-            }
-            let (parent, z) = sibling_key(&attrs);
-            self.unlink(parent, z, &oid);
-            self.children.remove(name.as_str());
-            if let Some(inverse) = &mut sink.inverse {
-                inverse.push(Diff::Add { id: oid, attrs });
-            }
+        for name in below.iter().rev() {
+            self.take_out(name, sink);
         }
+        self.take_out(&id, sink);
         sink.record(|| Diff::Remove { id });
         Ok(false)
+    }
+
+    /// Removes one object of a subtree being removed, its index entries and
+    /// its share of the checksum, writing its re-add into the inverse.
+    fn take_out(&mut self, name: &str, sink: &mut Sink<'_>) {
+        let (oid, attrs) = self
+            .objects
+            .remove_entry(name)
+            .expect("indexed objects exist");
+        if self.summing {
+            self.checksum.sub(whole_object_term(&oid, &attrs));
+        }
+        let (parent, z) = sibling_key(&attrs);
+        self.unlink(parent, z, &oid);
+        self.children.remove(name);
+        if let Some(inverse) = &mut sink.inverse {
+            inverse.push(Diff::Add { id: oid, attrs });
+        }
     }
 
     fn unlink(&mut self, parent: &str, z: &str, id: &str) {
@@ -463,7 +475,7 @@ impl Document {
             }
         }
         let (old_parent, z) = sibling_key(attrs);
-        let (old_parent, z) = (old_parent.to_owned(), z.to_owned());
+        let (old_parent, z) = (Name::from(old_parent), Name::from(z));
         let target = Name::from(new_parent.unwrap_or(ROOT));
         let fresh_z = self.free_z(&target, &z, &id);
         let amended = fresh_z.is_some();
@@ -479,7 +491,7 @@ impl Document {
             sink.invert(|| Diff::set(id.clone(), Z, old_z));
         }
         sink.invert(|| Diff::set(id.clone(), PARENT, old_parent_value));
-        let new_z = Name::from(fresh_z.unwrap_or(z));
+        let new_z = fresh_z.map_or(z, Name::from);
         self.children
             .entry(target)
             .or_default()
@@ -500,7 +512,7 @@ impl Document {
             Some(_) => return Err(DropReason::MalformedZ),
         };
         let (parent, old_z) = sibling_key(attrs);
-        let (parent, old_z) = (parent.to_owned(), old_z.to_owned());
+        let (parent, old_z) = (Name::from(parent), Name::from(old_z));
         self.unlink(&parent, &old_z, &id);
         let fresh_z = self.free_z(&parent, &wanted, &id);
         let amended = fresh_z.is_some();
@@ -508,7 +520,7 @@ impl Document {
         let value = (!new_z.is_empty()).then(|| Value::String(new_z.clone()));
         let old = self.put_attr(&id, Z, value.clone());
         self.children
-            .entry(Name::from(parent))
+            .entry(parent)
             .or_default()
             .insert((Name::from(new_z.as_str()), Name::from(id.as_str())));
         sink.invert(|| Diff::set(id.clone(), Z, old));
