@@ -30,3 +30,4 @@ bench:
 	cargo bench -p tandem_core
 	MIX_ENV=test mix run bench/rooms.exs
 	MIX_ENV=dev mix run bench/transport.exs
+	scripts/bench-fuzz
