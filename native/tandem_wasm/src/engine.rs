@@ -7,6 +7,7 @@
 //! Channels framing, which in the browser is phoenix.js's job.
 
 use serde_json::Value;
+use tandem_core::replica::Incoming;
 use tandem_core::room::ServerBatch;
 use tandem_core::{Checksum, Diff, Document, Replica};
 
@@ -88,14 +89,15 @@ impl Engine {
             Some(batches) => {
                 let batches: Vec<ServerBatch> =
                     serde_json::from_value(batches.clone()).map_err(|e| e.to_string())?;
-                Ok(self.receive(&batches))
+                Ok(self.receive(batches))
             }
             None => Ok(Reaction::default()),
         }
     }
 
-    /// Rebases over server batches (broadcasts or a sync answer).
-    pub fn receive(&mut self, batches: &[ServerBatch]) -> Reaction {
+    /// Rebases over server batches (broadcasts or a sync answer); given by
+    /// value, their diffs move into the replica uncopied.
+    pub fn receive<B: Incoming>(&mut self, batches: impl IntoIterator<Item = B>) -> Reaction {
         match self.replica.receive(batches) {
             Ok(received) => {
                 if received.mismatch.is_some() {

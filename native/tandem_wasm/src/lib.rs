@@ -58,7 +58,7 @@ impl SyncEngine {
     /// A `"batch"` broadcast → `{"acked","verify","gap"}`.
     pub fn receive(&mut self, batch_json: &str) -> Result<String, JsError> {
         let batch: ServerBatch = parse(batch_json)?;
-        Ok(reaction_json(self.inner.receive(&[batch])))
+        Ok(reaction_json(self.inner.receive([batch])))
     }
 
     pub fn acknowledged(&mut self, batch_id: f64, seq: f64) {

@@ -34,7 +34,7 @@ impl Net {
             match self.room.submit(&client, &client, batch).expect("accepted") {
                 Submitted::Accepted { batch, .. } => {
                     for engine in &mut self.engines {
-                        let reaction = engine.receive(std::slice::from_ref(&batch));
+                        let reaction = engine.receive([batch.as_ref()]);
                         assert_eq!(reaction.mismatch, None, "checksum mismatch");
                         assert!(!reaction.gap);
                     }
