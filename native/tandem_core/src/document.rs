@@ -406,17 +406,15 @@ impl Document {
         }
         // The descendants in pre-order, so that the inverse re-adds every
         // parent before its children (none, and no allocation, for a leaf).
-        let mut below = Vec::new();
-        let mut stack: Vec<Name> = Vec::new();
-        let mut next = Some(id.as_str());
-        while let Some(name) = next {
-            if let Some(kids) = self.children.get(name) {
-                stack.extend(kids.iter().rev().map(|(_, kid)| kid.clone()));
-            }
-            next = stack.pop().map(|kid| {
-                below.push(kid);
-                below.last().expect("just pushed").as_str()
-            });
+        let kids_of = |name: &str| {
+            let kids = self.children.get(name).into_iter().flatten();
+            kids.rev().map(|(_, kid)| kid.clone())
+        };
+        let (mut below, mut stack) = (Vec::new(), Vec::new());
+        stack.extend(kids_of(&id));
+        while let Some(kid) = stack.pop() {
+            stack.extend(kids_of(&kid));
+            below.push(kid);
         }
         // Inverse groups are written in reverse (see `Sink`): children first.
         for name in below.iter().rev() {

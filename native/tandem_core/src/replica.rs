@@ -210,9 +210,11 @@ impl Replica {
         }
         self.unwind();
         for batch in fresh.into_iter().skip(own) {
-            let (seq, checksum) = (batch.borrow().seq, batch.borrow().checksum);
-            let own_batch_id =
-                (batch.borrow().client_id == self.client_id).then(|| batch.borrow().batch_id);
+            let (seq, checksum, own_batch_id) = {
+                let b: &ServerBatch = batch.borrow();
+                let own = b.client_id == self.client_id;
+                (b.seq, b.checksum, own.then_some(b.batch_id))
+            };
             batch.apply_quietly(&mut self.doc);
             self.seq = seq;
             if received.mismatch.is_none() && self.doc.checksum() != checksum {
