@@ -6,7 +6,7 @@
 //! same code measured 2x apart depending on it).
 
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tandem_alloc::Allocator = tandem_alloc::Allocator;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use serde_json::json;

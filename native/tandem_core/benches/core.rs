@@ -4,7 +4,7 @@
 
 /// The allocator the NIF runs the core on.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tandem_alloc::Allocator = tandem_alloc::Allocator;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use serde_json::json;

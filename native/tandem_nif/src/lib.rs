@@ -15,7 +15,7 @@
 /// Core). It serves this library's Rust allocations only; the BEAM keeps
 /// its own allocators.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tandem_alloc::Allocator = tandem_alloc::Allocator;
 
 use rustler::{Atom, Binary, Encoder, Env, NifResult, OwnedBinary, ResourceArc, Term};
 use std::sync::{Mutex, MutexGuard};

@@ -3,7 +3,7 @@
 /// A simulated session is mostly small allocations (diffs, frames, values);
 /// mimalloc is the allocator the server's NIF runs the same core on.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tandem_alloc::Allocator = tandem_alloc::Allocator;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
