@@ -396,7 +396,7 @@ impl Document {
         if parent != ROOT && !self.objects.contains_key(parent) {
             return Err(DropReason::MissingParent);
         }
-        let fresh_z = self.free_z(parent, z, &id);
+        let fresh_z = self.link(parent, z, &id);
         let amended = fresh_z.is_some();
         if let Some(fresh) = fresh_z {
             attrs.insert(Z.into(), Value::String(fresh));
@@ -412,30 +412,32 @@ impl Document {
         Ok(amended)
     }
 
+    /// Enters an object that `link` has entered in its sibling group (the
+    /// caller had its sibling key at hand: looking it up again cost two
+    /// attribute searches per add).
     fn insert_object(&mut self, id: ObjectId, attrs: Attrs) {
         let mut term = UNKNOWN_TERM;
         if self.summing {
             term = whole_object_term(&id, &attrs);
             self.checksum.add(term);
         }
-        let (parent, z) = sibling_key(&attrs);
-        self.link(parent, z, &id);
         self.objects.insert(id, Object { attrs, term });
     }
 
-    /// Enters `id` among the children of `parent` (allocating the group's
-    /// key only for a parent's first child).
-    fn link(&mut self, parent: &str, z: &str, id: &str) {
-        let entry = (Name::from(z), Name::from(id));
-        match self.children.get_mut(parent) {
-            Some(kids) => {
-                kids.insert(entry);
-            }
-            None => {
-                self.children
-                    .insert(Name::from(parent), BTreeSet::from([entry]));
-            }
-        }
+    /// Enters `id` among the children of `parent` at `z`, or at a fresh
+    /// index when another sibling holds `z`; returns the fresh index. The
+    /// group is looked up once for the collision check and the entry (it
+    /// was twice), and its key allocated only for a parent's first child.
+    fn link(&mut self, parent: &str, z: &str, id: &str) -> Option<String> {
+        let Some(kids) = self.children.get_mut(parent) else {
+            let entry = (Name::from(z), Name::from(id));
+            self.children
+                .insert(Name::from(parent), BTreeSet::from([entry]));
+            return None;
+        };
+        let fresh_z = free_z(kids, z, id);
+        kids.insert((Name::from(fresh_z.as_deref().unwrap_or(z)), Name::from(id)));
+        fresh_z
     }
 
     fn remove(&mut self, id: ObjectId, sink: &mut Sink<'_>) -> Result<bool, DropReason> {
@@ -480,7 +482,9 @@ impl Document {
         let attrs = object.attrs;
         let (parent, z) = sibling_key(&attrs);
         self.unlink(parent, z, &oid);
-        self.children.remove(name);
+        // Its children left before it (see `remove`), and the last to leave
+        // a group removes it.
+        debug_assert!(!self.children.contains_key(name), "{name:?} has children");
         if let Some(inverse) = &mut sink.inverse {
             inverse.push(Diff::Add { id: oid, attrs });
         }
@@ -521,10 +525,11 @@ impl Document {
         }
         let (old_parent, z) = sibling_key(attrs);
         let (old_parent, z) = (Name::from(old_parent), Name::from(z));
-        let target = Name::from(new_parent.unwrap_or(ROOT));
-        let fresh_z = self.free_z(&target, &z, &id);
-        let amended = fresh_z.is_some();
+        // Leaving the old group first changes nothing about a collision in
+        // the new one: `free_z` ignores the object's own entry.
         self.unlink(&old_parent, &z, &id);
+        let fresh_z = self.link(new_parent.unwrap_or(ROOT), &z, &id);
+        let amended = fresh_z.is_some();
         let old_parent_value = self.put_attr(&id, PARENT, value.clone());
         sink.record(|| Diff::set(id.clone(), PARENT, value));
         // Undo goes back to the old parent first, where the old z is still
@@ -536,11 +541,6 @@ impl Document {
             sink.invert(|| Diff::set(id.clone(), Z, old_z));
         }
         sink.invert(|| Diff::set(id.clone(), PARENT, old_parent_value));
-        let new_z = fresh_z.map_or(z, Name::from);
-        self.children
-            .entry(target)
-            .or_default()
-            .insert((new_z, Name::from(id)));
         Ok(amended)
     }
 
@@ -563,15 +563,11 @@ impl Document {
         let (parent, old_z) = sibling_key(attrs);
         let (parent, old_z) = (Name::from(parent), Name::from(old_z));
         self.unlink(&parent, &old_z, &id);
-        let fresh_z = self.free_z(&parent, &wanted, &id);
+        let fresh_z = self.link(&parent, &wanted, &id);
         let amended = fresh_z.is_some();
         let new_z = fresh_z.unwrap_or(wanted);
-        let value = (!new_z.is_empty()).then(|| Value::String(new_z.clone()));
+        let value = (!new_z.is_empty()).then_some(Value::String(new_z));
         let old = self.put_attr(&id, Z, value.clone());
-        self.children
-            .entry(parent)
-            .or_default()
-            .insert((Name::from(new_z.as_str()), Name::from(id.as_str())));
         sink.invert(|| Diff::set(id.clone(), Z, old));
         sink.record(|| Diff::set(id, Z, value));
         Ok(amended)
@@ -646,27 +642,6 @@ impl Document {
                 .and_then(|object| parent_of(&object.attrs));
         }
         false
-    }
-
-    /// When `z` is taken by another child of `parent`, a fresh index between
-    /// that sibling and the next one; `None` when `z` is free (or empty).
-    fn free_z(&self, parent: &str, z: &str, id: &str) -> Option<String> {
-        if z.is_empty() {
-            return None;
-        }
-        let kids = self.children.get(parent)?;
-        let mut from = kids.range((Name::from(z), Name::default())..);
-        let collides = from
-            .clone()
-            .take_while(|(kz, _)| kz == z)
-            .any(|(_, kid)| kid != id);
-        if !collides {
-            return None;
-        }
-        let next = from
-            .find(|(kz, _)| kz.as_str() > z)
-            .map(|(kz, _)| kz.as_str());
-        Some(zindex::between(z, next))
     }
 }
 
@@ -821,6 +796,27 @@ fn put(
         None => object.term = UNKNOWN_TERM,
     }
     old
+}
+
+/// When `z` is taken by another member of the sibling group `kids` than
+/// `id`, a fresh index between that sibling and the next one; `None` when
+/// `z` is free (or empty).
+fn free_z(kids: &BTreeSet<(Name, Name)>, z: &str, id: &str) -> Option<String> {
+    if z.is_empty() {
+        return None;
+    }
+    let mut from = kids.range((Name::from(z), Name::default())..);
+    let collides = from
+        .clone()
+        .take_while(|(kz, _)| kz == z)
+        .any(|(_, kid)| kid != id);
+    if !collides {
+        return None;
+    }
+    let next = from
+        .find(|(kz, _)| kz.as_str() > z)
+        .map(|(kz, _)| kz.as_str());
+    Some(zindex::between(z, next))
 }
 
 /// Where [`Document::apply_into`] writes what it applied and, when asked,
