@@ -936,12 +936,20 @@ fn parent_of(attrs: &Attrs) -> Option<&str> {
     attrs.get(PARENT).and_then(Value::as_str)
 }
 
-/// (parent key, z) of an object's entry in the children index.
+/// (parent key, z) of an object's entry in the children index, in one pass
+/// over the attributes: objects have a handful, and comparing each name's
+/// length first cost less than two binary searches comparing names (every
+/// removal, move and reorder looks the key up).
 fn sibling_key(attrs: &Attrs) -> (&str, &str) {
-    (
-        parent_of(attrs).unwrap_or(ROOT),
-        attrs.get(Z).and_then(Value::as_str).unwrap_or(""),
-    )
+    let (mut parent, mut z) = (ROOT, "");
+    for (key, value) in attrs.iter() {
+        match key.as_str() {
+            PARENT => parent = value.as_str().unwrap_or(ROOT),
+            Z => z = value.as_str().unwrap_or(""),
+            _ => {}
+        }
+    }
+    (parent, z)
 }
 
 /// Objects are written sibling group by sibling group, each group in sibling
