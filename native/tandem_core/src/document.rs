@@ -81,10 +81,46 @@ const ROOT: &str = "";
 /// short hex `z` values and typical ids), these copies cost no allocation.
 type Name = CompactString;
 
+/// An object as the document keeps it: its attributes and, cached, its
+/// whole contribution to the checksum (its object term plus every
+/// attribute's term). Removing an object was mostly rehashing every
+/// attribute to subtract what adding it had just computed; with the sum
+/// kept, a removal hashes nothing. One u64 per object.
+#[derive(Clone, Debug)]
+struct Object {
+    attrs: Attrs,
+    /// `whole_object_term(id, attrs)`, or [`UNKNOWN_TERM`] where nothing was
+    /// hashed to know it: objects changed while the checksum is not kept
+    /// (see [`Document::undo_to`]) and objects of a snapshot whose checksum
+    /// was vouched for.
+    term: u64,
+}
+
+/// The cached term of an object whose term is not known. A real term may
+/// equal it (one in 2^64); such an object is merely rehashed when it leaves.
+const UNKNOWN_TERM: u64 = 0;
+
+impl Object {
+    /// The object's whole checksum term, hashing only when it is not known.
+    fn term(&self, id: &str) -> u64 {
+        match self.term {
+            UNKNOWN_TERM => whole_object_term(id, &self.attrs),
+            known => known,
+        }
+    }
+}
+
+/// The term is a cache of the attributes (and may be unknown on one side).
+impl PartialEq for Object {
+    fn eq(&self, other: &Self) -> bool {
+        self.attrs == other.attrs
+    }
+}
+
 /// A flat map of objects plus the indices that keep resolution cheap.
 #[derive(Clone, Debug)]
 pub struct Document {
-    objects: FxHashMap<ObjectId, Attrs>,
+    objects: FxHashMap<ObjectId, Object>,
     /// Parent id (or [`ROOT`]) → its children ordered by (z, id); objects
     /// without `z` use the empty string and sort first.
     children: FxHashMap<Name, BTreeSet<(Name, Name)>>,
@@ -164,7 +200,7 @@ impl Document {
                 }
                 path.push(at);
                 match self.objects.get(at) {
-                    Some(attrs) => at = parent_of(attrs).unwrap_or(ROOT),
+                    Some(object) => at = parent_of(&object.attrs).unwrap_or(ROOT),
                     None => return false,
                 }
             }
@@ -186,8 +222,8 @@ impl Document {
     /// The checksum recomputed from scratch (for verification and tests).
     pub fn full_checksum(&self) -> Checksum {
         let mut sum = Checksum::default();
-        for (id, attrs) in &self.objects {
-            sum.add(whole_object_term(id, attrs));
+        for (id, object) in &self.objects {
+            sum.add(whole_object_term(id, &object.attrs));
         }
         sum
     }
@@ -204,12 +240,12 @@ impl Document {
 
     /// The attributes of `id`.
     pub fn get(&self, id: &str) -> Option<&Attrs> {
-        self.objects.get(id)
+        self.objects.get(id).map(|object| &object.attrs)
     }
 
     /// Every object, in no particular order.
     pub fn objects(&self) -> impl Iterator<Item = (&ObjectId, &Attrs)> {
-        self.objects.iter()
+        self.objects.iter().map(|(id, object)| (id, &object.attrs))
     }
 
     /// The children of `parent` (roots for `None`) in sibling order.
@@ -360,7 +396,7 @@ impl Document {
         if parent != ROOT && !self.objects.contains_key(parent) {
             return Err(DropReason::MissingParent);
         }
-        let fresh_z = self.free_z(parent, z, &id);
+        let fresh_z = self.link(parent, z, &id);
         let amended = fresh_z.is_some();
         if let Some(fresh) = fresh_z {
             attrs.insert(Z.into(), Value::String(fresh));
@@ -376,28 +412,32 @@ impl Document {
         Ok(amended)
     }
 
+    /// Enters an object that `link` has entered in its sibling group (the
+    /// caller had its sibling key at hand: looking it up again cost two
+    /// attribute searches per add).
     fn insert_object(&mut self, id: ObjectId, attrs: Attrs) {
+        let mut term = UNKNOWN_TERM;
         if self.summing {
-            self.checksum.add(whole_object_term(&id, &attrs));
+            term = whole_object_term(&id, &attrs);
+            self.checksum.add(term);
         }
-        let (parent, z) = sibling_key(&attrs);
-        self.link(parent, z, &id);
-        self.objects.insert(id, attrs);
+        self.objects.insert(id, Object { attrs, term });
     }
 
-    /// Enters `id` among the children of `parent` (allocating the group's
-    /// key only for a parent's first child).
-    fn link(&mut self, parent: &str, z: &str, id: &str) {
-        let entry = (Name::from(z), Name::from(id));
-        match self.children.get_mut(parent) {
-            Some(kids) => {
-                kids.insert(entry);
-            }
-            None => {
-                self.children
-                    .insert(Name::from(parent), BTreeSet::from([entry]));
-            }
-        }
+    /// Enters `id` among the children of `parent` at `z`, or at a fresh
+    /// index when another sibling holds `z`; returns the fresh index. The
+    /// group is looked up once for the collision check and the entry (it
+    /// was twice), and its key allocated only for a parent's first child.
+    fn link(&mut self, parent: &str, z: &str, id: &str) -> Option<String> {
+        let Some(kids) = self.children.get_mut(parent) else {
+            let entry = (Name::from(z), Name::from(id));
+            self.children
+                .insert(Name::from(parent), BTreeSet::from([entry]));
+            return None;
+        };
+        let fresh_z = free_z(kids, z, id);
+        kids.insert((Name::from(fresh_z.as_deref().unwrap_or(z)), Name::from(id)));
+        fresh_z
     }
 
     fn remove(&mut self, id: ObjectId, sink: &mut Sink<'_>) -> Result<bool, DropReason> {
@@ -428,16 +468,23 @@ impl Document {
     /// Removes one object of a subtree being removed, its index entries and
     /// its share of the checksum, writing its re-add into the inverse.
     fn take_out(&mut self, name: &str, sink: &mut Sink<'_>) {
-        let (oid, attrs) = self
+        let (oid, object) = self
             .objects
             .remove_entry(name)
             .expect("indexed objects exist");
+        debug_assert!(
+            object.term == UNKNOWN_TERM || object.term == whole_object_term(&oid, &object.attrs),
+            "the cached term of {oid:?}"
+        );
         if self.summing {
-            self.checksum.sub(whole_object_term(&oid, &attrs));
+            self.checksum.sub(object.term(&oid));
         }
+        let attrs = object.attrs;
         let (parent, z) = sibling_key(&attrs);
         self.unlink(parent, z, &oid);
-        self.children.remove(name);
+        // Its children left before it (see `remove`), and the last to leave
+        // a group removes it.
+        debug_assert!(!self.children.contains_key(name), "{name:?} has children");
         if let Some(inverse) = &mut sink.inverse {
             inverse.push(Diff::Add { id: oid, attrs });
         }
@@ -458,7 +505,11 @@ impl Document {
         value: Option<Value>,
         sink: &mut Sink<'_>,
     ) -> Result<bool, DropReason> {
-        let attrs = self.objects.get(&id).ok_or(DropReason::MissingTarget)?;
+        let attrs = &self
+            .objects
+            .get(&id)
+            .ok_or(DropReason::MissingTarget)?
+            .attrs;
         let new_parent = match &value {
             None => None,
             Some(Value::String(p)) => Some(p.as_str()),
@@ -474,10 +525,11 @@ impl Document {
         }
         let (old_parent, z) = sibling_key(attrs);
         let (old_parent, z) = (Name::from(old_parent), Name::from(z));
-        let target = Name::from(new_parent.unwrap_or(ROOT));
-        let fresh_z = self.free_z(&target, &z, &id);
-        let amended = fresh_z.is_some();
+        // Leaving the old group first changes nothing about a collision in
+        // the new one: `free_z` ignores the object's own entry.
         self.unlink(&old_parent, &z, &id);
+        let fresh_z = self.link(new_parent.unwrap_or(ROOT), &z, &id);
+        let amended = fresh_z.is_some();
         let old_parent_value = self.put_attr(&id, PARENT, value.clone());
         sink.record(|| Diff::set(id.clone(), PARENT, value));
         // Undo goes back to the old parent first, where the old z is still
@@ -489,11 +541,6 @@ impl Document {
             sink.invert(|| Diff::set(id.clone(), Z, old_z));
         }
         sink.invert(|| Diff::set(id.clone(), PARENT, old_parent_value));
-        let new_z = fresh_z.map_or(z, Name::from);
-        self.children
-            .entry(target)
-            .or_default()
-            .insert((new_z, Name::from(id)));
         Ok(amended)
     }
 
@@ -503,7 +550,11 @@ impl Document {
         value: Option<Value>,
         sink: &mut Sink<'_>,
     ) -> Result<bool, DropReason> {
-        let attrs = self.objects.get(&id).ok_or(DropReason::MissingTarget)?;
+        let attrs = &self
+            .objects
+            .get(&id)
+            .ok_or(DropReason::MissingTarget)?
+            .attrs;
         let wanted = match &value {
             None => String::new(),
             Some(Value::String(z)) if zindex::is_canonical(z) => z.clone(),
@@ -512,15 +563,11 @@ impl Document {
         let (parent, old_z) = sibling_key(attrs);
         let (parent, old_z) = (Name::from(parent), Name::from(old_z));
         self.unlink(&parent, &old_z, &id);
-        let fresh_z = self.free_z(&parent, &wanted, &id);
+        let fresh_z = self.link(&parent, &wanted, &id);
         let amended = fresh_z.is_some();
         let new_z = fresh_z.unwrap_or(wanted);
-        let value = (!new_z.is_empty()).then(|| Value::String(new_z.clone()));
+        let value = (!new_z.is_empty()).then_some(Value::String(new_z));
         let old = self.put_attr(&id, Z, value.clone());
-        self.children
-            .entry(parent)
-            .or_default()
-            .insert((Name::from(new_z.as_str()), Name::from(id.as_str())));
         sink.invert(|| Diff::set(id.clone(), Z, old));
         sink.record(|| Diff::set(id, Z, value));
         Ok(amended)
@@ -534,7 +581,8 @@ impl Document {
         sink: &mut Sink<'_>,
     ) -> Result<bool, DropReason> {
         // One lookup of the object for the checks and the write.
-        let attrs = self.objects.get_mut(&id).ok_or(DropReason::MissingTarget)?;
+        let object = self.objects.get_mut(&id).ok_or(DropReason::MissingTarget)?;
+        let attrs = &object.attrs;
         if let Some(v) = &value {
             check_attr(&self.limits, &key, v)?;
             if attrs.len() >= self.limits.max_attrs_per_object && !attrs.contains_key(key.as_str())
@@ -546,7 +594,7 @@ impl Document {
         }
         let sum = self.summing.then_some(&mut self.checksum);
         if sink.applied.is_some() {
-            let old = put(attrs, sum, &id, &key, value.clone());
+            let old = put(object, sum, &id, &key, value.clone());
             sink.invert(|| Diff::Set {
                 id: id.clone(),
                 key: key.clone(),
@@ -556,7 +604,7 @@ impl Document {
         } else {
             // Nothing recorded as applied: the id and key move into the
             // inverse instead of being copied.
-            let old = put(attrs, sum, &id, &key, value.take());
+            let old = put(object, sum, &id, &key, value.take());
             sink.invert(|| Diff::Set {
                 id,
                 key,
@@ -569,9 +617,9 @@ impl Document {
     /// Replaces one attribute of an existing object, keeping the checksum
     /// current; returns the old value. Indices are the caller's business.
     fn put_attr(&mut self, id: &str, key: &str, value: Option<Value>) -> Option<Value> {
-        let attrs = self.objects.get_mut(id).expect("caller checked existence");
+        let object = self.objects.get_mut(id).expect("caller checked existence");
         put(
-            attrs,
+            object,
             self.summing.then_some(&mut self.checksum),
             id,
             key,
@@ -588,30 +636,12 @@ impl Document {
                 return true;
             }
             steps += 1;
-            cur = self.objects.get(c).and_then(parent_of);
+            cur = self
+                .objects
+                .get(c)
+                .and_then(|object| parent_of(&object.attrs));
         }
         false
-    }
-
-    /// When `z` is taken by another child of `parent`, a fresh index between
-    /// that sibling and the next one; `None` when `z` is free (or empty).
-    fn free_z(&self, parent: &str, z: &str, id: &str) -> Option<String> {
-        if z.is_empty() {
-            return None;
-        }
-        let kids = self.children.get(parent)?;
-        let mut from = kids.range((Name::from(z), Name::default())..);
-        let collides = from
-            .clone()
-            .take_while(|(kz, _)| kz == z)
-            .any(|(_, kid)| kid != id);
-        if !collides {
-            return None;
-        }
-        let next = from
-            .find(|(kz, _)| kz.as_str() > z)
-            .map(|(kz, _)| kz.as_str());
-        Some(zindex::between(z, next))
     }
 }
 
@@ -621,7 +651,7 @@ impl Document {
 /// built from whole groups at once, parents are checked once per group, and
 /// the tree once at the end.
 pub(crate) struct Builder {
-    objects: FxHashMap<ObjectId, Attrs>,
+    objects: FxHashMap<ObjectId, Object>,
     /// Sibling groups by parent, in the order they first appear. Encoders
     /// write a group's members one after the other, so an object's group is
     /// nearly always the last one, found by comparing one name instead of
@@ -676,8 +706,10 @@ impl Builder {
             Ok(key) => key,
             Err(reason) => return Err(SnapshotError::Limits(id, reason)),
         };
+        let mut term = UNKNOWN_TERM;
         if self.known.is_none() {
-            self.checksum.add(whole_object_term(&id, &attrs));
+            term = whole_object_term(&id, &attrs);
+            self.checksum.add(term);
         }
         let at = match self.groups.last() {
             Some((last, _)) if last == parent => self.groups.len() - 1,
@@ -700,7 +732,7 @@ impl Builder {
         match self.objects.entry(id) {
             Entry::Occupied(taken) => Err(SnapshotError::DuplicateId(taken.key().clone())),
             Entry::Vacant(slot) => {
-                slot.insert(attrs);
+                slot.insert(Object { attrs, term });
                 Ok(())
             }
         }
@@ -732,10 +764,11 @@ impl Builder {
     }
 }
 
-/// Replaces attribute `key` of object `id` (whose attributes are `attrs`),
-/// keeping `sum` current when given; returns the old value.
+/// Replaces attribute `key` of object `id`, keeping `sum` and the object's
+/// cached term current when `sum` is given (the term becomes unknown when
+/// not); returns the old value.
 fn put(
-    attrs: &mut Attrs,
+    object: &mut Object,
     sum: Option<&mut Checksum>,
     id: &str,
     key: &str,
@@ -745,18 +778,45 @@ fn put(
         (Some(_), Some(v)) => attr_term(id, key, v),
         _ => 0,
     };
+    let attrs = &mut object.attrs;
     let old = match (value, attrs.get_mut(key)) {
         (Some(v), Some(slot)) => Some(std::mem::replace(slot, v)),
         (Some(v), None) => attrs.insert(key.into(), v),
         (None, _) => attrs.remove(key),
     };
-    if let Some(sum) = sum {
-        sum.add(new_term);
-        if let Some(o) = &old {
-            sum.sub(attr_term(id, key, o));
+    match sum {
+        Some(sum) => {
+            let old_term = old.as_ref().map_or(0, |o| attr_term(id, key, o));
+            sum.add(new_term);
+            sum.sub(old_term);
+            if object.term != UNKNOWN_TERM {
+                object.term = object.term.wrapping_add(new_term).wrapping_sub(old_term);
+            }
         }
+        None => object.term = UNKNOWN_TERM,
     }
     old
+}
+
+/// When `z` is taken by another member of the sibling group `kids` than
+/// `id`, a fresh index between that sibling and the next one; `None` when
+/// `z` is free (or empty).
+fn free_z(kids: &BTreeSet<(Name, Name)>, z: &str, id: &str) -> Option<String> {
+    if z.is_empty() {
+        return None;
+    }
+    let mut from = kids.range((Name::from(z), Name::default())..);
+    let collides = from
+        .clone()
+        .take_while(|(kz, _)| kz == z)
+        .any(|(_, kid)| kid != id);
+    if !collides {
+        return None;
+    }
+    let next = from
+        .find(|(kz, _)| kz.as_str() > z)
+        .map(|(kz, _)| kz.as_str());
+    Some(zindex::between(z, next))
 }
 
 /// Where [`Document::apply_into`] writes what it applied and, when asked,
@@ -876,12 +936,20 @@ fn parent_of(attrs: &Attrs) -> Option<&str> {
     attrs.get(PARENT).and_then(Value::as_str)
 }
 
-/// (parent key, z) of an object's entry in the children index.
+/// (parent key, z) of an object's entry in the children index, in one pass
+/// over the attributes: objects have a handful, and comparing each name's
+/// length first cost less than two binary searches comparing names (every
+/// removal, move and reorder looks the key up).
 fn sibling_key(attrs: &Attrs) -> (&str, &str) {
-    (
-        parent_of(attrs).unwrap_or(ROOT),
-        attrs.get(Z).and_then(Value::as_str).unwrap_or(""),
-    )
+    let (mut parent, mut z) = (ROOT, "");
+    for (key, value) in attrs.iter() {
+        match key.as_str() {
+            PARENT => parent = value.as_str().unwrap_or(ROOT),
+            Z => z = value.as_str().unwrap_or(""),
+            _ => {}
+        }
+    }
+    (parent, z)
 }
 
 /// Objects are written sibling group by sibling group, each group in sibling
@@ -904,7 +972,7 @@ impl Document {
     pub(crate) fn in_sibling_order(&self) -> impl Iterator<Item = (&str, &Attrs)> {
         self.children.values().flat_map(move |kids| {
             kids.iter()
-                .map(move |(_, id)| (id.as_str(), &self.objects[id.as_str()]))
+                .map(move |(_, id)| (id.as_str(), &self.objects[id.as_str()].attrs))
         })
     }
 }
@@ -913,5 +981,101 @@ impl<'de> Deserialize<'de> for Document {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let objects = FxHashMap::<ObjectId, Attrs>::deserialize(d)?;
         Document::from_objects(objects, Limits::default()).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{whole_object_term, Builder, Document, UNKNOWN_TERM};
+    use crate::diff::{Attrs, Diff};
+    use serde_json::json;
+
+    impl Document {
+        /// Whether every cached term that is known is the object's term
+        /// recomputed.
+        fn cached_terms_hold(&self) -> bool {
+            self.objects.iter().all(|(id, object)| {
+                object.term == UNKNOWN_TERM || object.term == whole_object_term(id, &object.attrs)
+            })
+        }
+    }
+
+    /// A small xorshift stream of diffs over a dozen ids, so that adds
+    /// collide, parents exist, z values clash and removes take subtrees.
+    struct Diffs(u64);
+
+    impl Diffs {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % n
+        }
+
+        fn next(&mut self) -> Diff {
+            let id = format!("o{}", self.below(12));
+            let other = json!(format!("o{}", self.below(12)));
+            let z = json!(["80", "7f80", "8180", "a080"][self.below(4) as usize]);
+            let number = json!(self.below(100));
+            match self.below(6) {
+                0 => {
+                    let mut attrs = Attrs::new();
+                    attrs.insert("name".into(), number);
+                    attrs.insert("z".into(), z);
+                    if self.below(2) == 0 {
+                        attrs.insert("parent".into(), other);
+                    }
+                    Diff::Add { id, attrs }
+                }
+                1 => Diff::Remove { id },
+                2 => Diff::set(id, "name", Some(number)),
+                3 => Diff::set(id, "name", None),
+                4 => Diff::set(id, "parent", (self.below(2) == 0).then_some(other)),
+                _ => Diff::set(id, "z", Some(z)),
+            }
+        }
+    }
+
+    fn assert_sound(doc: &Document) {
+        assert!(doc.cached_terms_hold(), "{doc:?}");
+        assert_eq!(doc.checksum(), doc.full_checksum());
+    }
+
+    #[test]
+    fn cached_terms_stay_current_through_applies_unwinds_and_restores() {
+        let mut diffs = Diffs(0x9e37_79b9_7f4a_7c15);
+        let mut doc = Document::default();
+        for round in 0..300 {
+            match round % 3 {
+                // Applied with the checksum kept.
+                0 => {
+                    let _ = doc.apply(diffs.next());
+                    doc.apply_batch((0..4).map(|_| diffs.next()).collect());
+                }
+                // Applied and unwound without hashing (a client's rebase):
+                // the objects touched are left with unknown terms.
+                1 => {
+                    let (before, kept) = (doc.clone(), doc.checksum());
+                    let (_, first) = doc.apply_with_inverse((0..4).map(|_| diffs.next()).collect());
+                    let (_, second) =
+                        doc.apply_with_inverse((0..4).map(|_| diffs.next()).collect());
+                    doc.undo_to([second, first], kept);
+                    assert_eq!(doc, before);
+                }
+                // Restored from a snapshot whose checksum is vouched for:
+                // every term unknown.
+                _ => {
+                    let mut builder =
+                        Builder::new(doc.limits().clone(), doc.len(), Some(doc.checksum()));
+                    for (id, attrs) in doc.objects() {
+                        builder.push(id.clone(), attrs.clone()).unwrap();
+                    }
+                    doc = builder.finish().unwrap();
+                    doc.apply_batch((0..4).map(|_| diffs.next()).collect());
+                }
+            }
+            assert_sound(&doc);
+        }
+        assert!(doc.len() > 3, "the stream keeps a few objects alive");
     }
 }
