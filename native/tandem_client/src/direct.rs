@@ -94,6 +94,45 @@ static STOPS: [bool; 256] = {
     stops
 };
 
+/// Where the first of [`STOPS`] is in `bytes`, eight bytes at a time while
+/// eight are left. A string is followed by the rest of its frame, so even
+/// a short one is found in the first word, in a dozen instructions where
+/// the table took six a byte; only a string at the very end of the text
+/// leaves a tail to the table.
+fn first_stop(bytes: &[u8]) -> Option<usize> {
+    let mut words = bytes.chunks_exact(8);
+    let mut at = 0;
+    for word in &mut words {
+        let word = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+        let stops = stops_in(word);
+        if stops != 0 {
+            // The lowest flag is exact (see `stops_in`): the first byte.
+            return Some(at + (stops.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    let tail = words
+        .remainder()
+        .iter()
+        .position(|&b| STOPS[usize::from(b)]);
+    tail.map(|i| at + i)
+}
+
+/// The high bit of each byte of `word` (little-endian) that is below 0x20
+/// or is `"` or `\`: the classic "some byte is less than n" trick, an
+/// equality being "xor is less than 1". A byte's borrow can flag bytes
+/// above it wrongly, never below, so the lowest flag is always right.
+#[inline(always)]
+fn stops_in(word: u64) -> u64 {
+    const ONES: u64 = u64::from_le_bytes([1; 8]);
+    const HIGH: u64 = ONES << 7;
+    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH;
+    let control = below(word, 0x20);
+    let quote = below(word ^ (ONES * u64::from(b'"')), 1);
+    let backslash = below(word ^ (ONES * u64::from(b'\\')), 1);
+    control | quote | backslash
+}
+
 struct Cursor<'t> {
     text: &'t str,
     at: usize,
@@ -144,10 +183,7 @@ impl<'t> Cursor<'t> {
         self.eat("\"")?;
         let start = self.at;
         let bytes = self.text.as_bytes();
-        let length = bytes
-            .get(start..)?
-            .iter()
-            .position(|&b| STOPS[usize::from(b)])?;
+        let length = first_stop(bytes.get(start..)?)?;
         self.at += length;
         self.eat("\"")?;
         // Both ends are ASCII quotes, so the slice is on char boundaries.
@@ -317,7 +353,7 @@ impl<'t> Cursor<'t> {
 
 #[cfg(test)]
 mod tests {
-    use super::{ack, batch, diffs_push};
+    use super::{ack, batch, diffs_push, first_stop, STOPS};
     use crate::answer::{Accepted, Typed, Want};
     use crate::frame::{Envelope, Incoming, Payload};
     use serde::Serialize;
@@ -496,6 +532,26 @@ mod tests {
                 agree(&String::from_utf8(bytes).expect("ASCII for ASCII"));
             }
             agree(&text[..at]);
+        }
+    }
+
+    /// Every byte at every place of a word and its tail, after bytes that
+    /// are not stops and before ones that are (whose borrows could mislead
+    /// a word's scan): found where the table finds it.
+    #[test]
+    fn a_string_ends_where_the_table_says() {
+        for b in 0..=255u8 {
+            for len in 1..=17 {
+                for at in 0..len {
+                    for (before, after) in [(b'a', b'z'), (0xc3, 0x00), (b'~', b'"')] {
+                        let mut bytes = vec![before; len];
+                        bytes[at] = b;
+                        bytes[at + 1..].fill(after);
+                        let table = bytes.iter().position(|&b| STOPS[usize::from(b)]);
+                        assert_eq!(first_stop(&bytes), table, "{bytes:?}");
+                    }
+                }
+            }
         }
     }
 
