@@ -99,7 +99,7 @@ static STOPS: [bool; 256] = {
 /// a short one is found in the first word, in a dozen instructions where
 /// the table took six a byte; only a string at the very end of the text
 /// leaves a tail to the table.
-fn first_stop(bytes: &[u8]) -> Option<usize> {
+pub(crate) fn first_stop(bytes: &[u8]) -> Option<usize> {
     let mut words = bytes.chunks_exact(8);
     let mut at = 0;
     for word in &mut words {
