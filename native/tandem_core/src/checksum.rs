@@ -35,8 +35,9 @@ impl Checksum {
     }
 
     /// The 16-lowercase-hex-digit wire form, without a formatter (a
-    /// checksum goes out with every acknowledgement and broadcast).
-    fn hex(self) -> [u8; 16] {
+    /// checksum goes out with every acknowledgement and broadcast, and frame
+    /// writers put these digits between quotes themselves).
+    pub fn hex(self) -> [u8; 16] {
         let mut digits = [0u8; 16];
         for (i, d) in digits.iter_mut().rev().enumerate() {
             *d = b"0123456789abcdef"[(self.0 >> (4 * i)) as usize & 0xf];
