@@ -1,13 +1,19 @@
 //! Pushes waiting for their reply, by ref, with their deadlines indexed too.
 //! The embedder asks for the next timer after every input, and a busy client
 //! has many pushes in flight: the earliest deadline must not cost a scan.
+//!
+//! Refs are hashed, not sorted: every push is entered and every reply looks
+//! its ref up, and a sorted map compared ref strings all the way down (a
+//! reply's removal cost five hundred instructions). What goes out in ref
+//! order (expiries, a disconnect's drain), both rare, is sorted then.
 
 use crate::Millis;
+use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
 
 #[derive(Debug)]
 pub(crate) struct Outstanding<W> {
-    by_ref: BTreeMap<String, (W, Millis)>,
+    by_ref: FxHashMap<String, (W, Millis)>,
     /// How many pushes are due at each deadline: enough to know the earliest
     /// without copying refs. Expiries, which are rare, look through `by_ref`.
     deadlines: BTreeMap<Millis, usize>,
@@ -16,7 +22,7 @@ pub(crate) struct Outstanding<W> {
 impl<W> Default for Outstanding<W> {
     fn default() -> Self {
         Outstanding {
-            by_ref: BTreeMap::new(),
+            by_ref: FxHashMap::default(),
             deadlines: BTreeMap::new(),
         }
     }
@@ -69,12 +75,13 @@ impl<W> Outstanding<W> {
         if self.next_deadline().is_none_or(|first| first > now) {
             return Vec::new();
         }
-        let due: Vec<String> = self
+        let mut due: Vec<String> = self
             .by_ref
             .iter()
             .filter(|(_, (what, deadline))| *deadline <= now && expires(what))
             .map(|(ref_, _)| ref_.clone())
             .collect();
+        due.sort_unstable();
         due.into_iter()
             .filter_map(|ref_| Some((ref_.clone(), self.remove(&ref_)?)))
             .collect()
@@ -83,9 +90,12 @@ impl<W> Outstanding<W> {
     /// Removes every push, in ref order.
     pub(crate) fn drain(&mut self) -> impl Iterator<Item = (String, W)> {
         self.deadlines.clear();
-        std::mem::take(&mut self.by_ref)
+        let mut all: Vec<(String, W)> = std::mem::take(&mut self.by_ref)
             .into_iter()
             .map(|(ref_, (what, _))| (ref_, what))
+            .collect();
+        all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        all.into_iter()
     }
 }
 
