@@ -397,7 +397,7 @@ impl Document {
         if parent != ROOT && !self.objects.contains_key(parent) {
             return Err(DropReason::MissingParent);
         }
-        let fresh_z = self.link(parent, z, &id);
+        let fresh_z = link(&mut self.children, parent, z, &id);
         let amended = fresh_z.is_some();
         if let Some(fresh) = fresh_z {
             attrs.insert(Z.into(), Value::String(fresh));
@@ -423,25 +423,6 @@ impl Document {
             self.checksum.add(term);
         }
         self.objects.insert(id, Object { attrs, term });
-    }
-
-    /// Enters `id` among the children of `parent` at `z`, or at a fresh
-    /// index when another sibling holds `z`; returns the fresh index. The
-    /// group is looked up once for the collision check and the entry (it
-    /// was twice), and its key allocated only for a parent's first child.
-    fn link(&mut self, parent: &str, z: &str, id: &str) -> Option<String> {
-        let key = Key::new(z, id);
-        let Some(kids) = self.children.get_mut(parent) else {
-            let kids = Siblings::Few(vec![key.member()]);
-            self.children.insert(Name::from(parent), kids);
-            return None;
-        };
-        let fresh_z = free_z(kids, &key);
-        match &fresh_z {
-            Some(fresh) => kids.insert(&Key::new(fresh, id)),
-            None => kids.insert(&key),
-        }
-        fresh_z
     }
 
     fn remove(&mut self, id: ObjectId, sink: &mut Sink<'_>) -> Result<bool, DropReason> {
@@ -485,21 +466,12 @@ impl Document {
         }
         let attrs = object.attrs;
         let (parent, z) = sibling_key(&attrs);
-        self.unlink(parent, z, &oid);
+        unlink(&mut self.children, parent, z, &oid);
         // Its children left before it (see `remove`), and the last to leave
         // a group removes it.
         debug_assert!(!self.children.contains_key(name), "{name:?} has children");
         if let Some(inverse) = &mut sink.inverse {
             inverse.push(Diff::Add { id: oid, attrs });
-        }
-    }
-
-    fn unlink(&mut self, parent: &str, z: &str, id: &str) {
-        if let Some(kids) = self.children.get_mut(parent) {
-            kids.remove(&Key::new(z, id));
-            if kids.is_empty() {
-                self.children.remove(parent);
-            }
         }
     }
 
@@ -528,11 +500,10 @@ impl Document {
             }
         }
         let (old_parent, z) = sibling_key(attrs);
-        let (old_parent, z) = (Name::from(old_parent), Name::from(z));
         // Leaving the old group first changes nothing about a collision in
         // the new one: `free_z` ignores the object's own entry.
-        self.unlink(&old_parent, &z, &id);
-        let fresh_z = self.link(new_parent.unwrap_or(ROOT), &z, &id);
+        unlink(&mut self.children, old_parent, z, &id);
+        let fresh_z = link(&mut self.children, new_parent.unwrap_or(ROOT), z, &id);
         let amended = fresh_z.is_some();
         let old_parent_value = self.put_attr(&id, PARENT, value.clone());
         sink.record(|| Diff::set(id.clone(), PARENT, value));
@@ -565,9 +536,8 @@ impl Document {
             Some(_) => return Err(DropReason::MalformedZ),
         };
         let (parent, old_z) = sibling_key(attrs);
-        let (parent, old_z) = (Name::from(parent), Name::from(old_z));
-        self.unlink(&parent, &old_z, &id);
-        let fresh_z = self.link(&parent, &wanted, &id);
+        unlink(&mut self.children, parent, old_z, &id);
+        let fresh_z = link(&mut self.children, parent, &wanted, &id);
         let amended = fresh_z.is_some();
         let new_z = fresh_z.unwrap_or(wanted);
         let value = (!new_z.is_empty()).then_some(Value::String(new_z));
@@ -796,6 +766,42 @@ fn put(
         None => object.term = UNKNOWN_TERM,
     }
     old
+}
+
+/// Enters `id` among the children of `parent` at `z`, or at a fresh index
+/// when another sibling holds `z`; returns the fresh index. The group is
+/// looked up once for the collision check and the entry (it was twice),
+/// and its key allocated only for a parent's first child. Given the index
+/// alone (as is [`unlink`]), so that a move may pass the parent and z it
+/// reads from the object's attributes instead of copies of them.
+fn link(
+    children: &mut FxHashMap<Name, Siblings>,
+    parent: &str,
+    z: &str,
+    id: &str,
+) -> Option<String> {
+    let key = Key::new(z, id);
+    let Some(kids) = children.get_mut(parent) else {
+        children.insert(Name::from(parent), Siblings::Few(vec![key.member()]));
+        return None;
+    };
+    let fresh_z = free_z(kids, &key);
+    match &fresh_z {
+        Some(fresh) => kids.insert(&Key::new(fresh, id)),
+        None => kids.insert(&key),
+    }
+    fresh_z
+}
+
+/// Takes `id` at `z` out of the children of `parent`, and the group out of
+/// the index when it was the last.
+fn unlink(children: &mut FxHashMap<Name, Siblings>, parent: &str, z: &str, id: &str) {
+    if let Some(kids) = children.get_mut(parent) {
+        kids.remove(&Key::new(z, id));
+        if kids.is_empty() {
+            children.remove(parent);
+        }
+    }
 }
 
 /// When `key`'s z is taken by another member of the sibling group `kids`
