@@ -269,10 +269,11 @@ impl HashWriter {
 }
 
 /// Copies `src` into `dst` (of the same length). The pieces of a checksum
-/// term are a few bytes each: two overlapping fixed-size moves copy them
-/// without a call to `memcpy`, which costs more than the copy itself.
+/// term (and the z values the sibling index compares) are a few bytes
+/// each: two overlapping fixed-size moves copy them without a call to
+/// `memcpy`, which costs more than the copy itself.
 #[inline(always)]
-fn copy_short(dst: &mut [u8], src: &[u8]) {
+pub(crate) fn copy_short(dst: &mut [u8], src: &[u8]) {
     let n = src.len();
     match n {
         0 => {}
