@@ -356,87 +356,9 @@ impl HashWriter {
     fn digest(&self) -> u64 {
         match &self.stream {
             Some(stream) => stream.digest(),
-            None => xxh64(&self.buf[..self.len]),
+            None => xxhash_rust::xxh64::xxh64(&self.buf[..self.len], 0),
         }
     }
-}
-
-// XXH64's primes.
-const PRIME_1: u64 = 0x9E37_79B1_85EB_CA87;
-const PRIME_2: u64 = 0xC2B2_AE3D_27D4_EB4F;
-const PRIME_3: u64 = 0x1656_67B1_9E37_79F9;
-const PRIME_4: u64 = 0x85EB_CA77_C2B2_AE63;
-const PRIME_5: u64 = 0x27D4_EB2F_1656_67C5;
-
-/// XXH64 of `bytes` with seed 0, written from the algorithm's description
-/// and inlined into the term functions: a term's input is 15 to 40 bytes,
-/// for which the call into `xxhash_rust`'s general entry, with its seed
-/// argument, cost more than the few lane rounds themselves.
-#[inline(always)]
-fn xxh64(bytes: &[u8]) -> u64 {
-    let round = |acc: u64, lane: u64| {
-        acc.wrapping_add(lane.wrapping_mul(PRIME_2))
-            .rotate_left(31)
-            .wrapping_mul(PRIME_1)
-    };
-    let le64 = |lane: &[u8]| u64::from_le_bytes(lane.try_into().expect("8 bytes"));
-    let mut rest = bytes;
-    let mut h = if bytes.len() >= 32 {
-        // Four accumulators over 32-byte stripes, then merged.
-        let mut acc = [
-            PRIME_1.wrapping_add(PRIME_2),
-            PRIME_2,
-            0,
-            PRIME_1.wrapping_neg(),
-        ];
-        let mut stripes = bytes.chunks_exact(32);
-        for stripe in &mut stripes {
-            for (acc, lane) in acc.iter_mut().zip(stripe.chunks_exact(8)) {
-                *acc = round(*acc, le64(lane));
-            }
-        }
-        rest = stripes.remainder();
-        let mut h = acc[0]
-            .rotate_left(1)
-            .wrapping_add(acc[1].rotate_left(7))
-            .wrapping_add(acc[2].rotate_left(12))
-            .wrapping_add(acc[3].rotate_left(18));
-        for acc in acc {
-            h = (h ^ round(0, acc))
-                .wrapping_mul(PRIME_1)
-                .wrapping_add(PRIME_4);
-        }
-        h
-    } else {
-        PRIME_5
-    };
-    h = h.wrapping_add(bytes.len() as u64);
-    let mut lanes = rest.chunks_exact(8);
-    for lane in &mut lanes {
-        h = (h ^ round(0, le64(lane)))
-            .rotate_left(27)
-            .wrapping_mul(PRIME_1)
-            .wrapping_add(PRIME_4);
-    }
-    let mut rest = lanes.remainder();
-    if let Some((half, tail)) = rest.split_first_chunk::<4>() {
-        h = (h ^ u64::from(u32::from_le_bytes(*half)).wrapping_mul(PRIME_1))
-            .rotate_left(23)
-            .wrapping_mul(PRIME_2)
-            .wrapping_add(PRIME_3);
-        rest = tail;
-    }
-    for &byte in rest {
-        h = (h ^ u64::from(byte).wrapping_mul(PRIME_5))
-            .rotate_left(11)
-            .wrapping_mul(PRIME_1);
-    }
-    // Avalanche.
-    h ^= h >> 33;
-    h = h.wrapping_mul(PRIME_2);
-    h ^= h >> 29;
-    h = h.wrapping_mul(PRIME_3);
-    h ^ h >> 32
 }
 
 /// Copies `src` into `dst` (of the same length). The pieces of a checksum
@@ -604,37 +526,6 @@ mod tests {
                     "id of {id_len} bytes"
                 );
             }
-        }
-    }
-
-    #[test]
-    fn the_inlined_xxh64_is_the_crates_at_every_length_and_on_random_bytes() {
-        // SplitMix64, for reproducible bytes without a dependency.
-        let mut state = 0x5eed_u64;
-        let mut next = || {
-            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let z = (state ^ state >> 30).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            let z = (z ^ z >> 27).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ z >> 31
-        };
-        let bytes: Vec<u8> = (0..4096).map(|_| next() as u8).collect();
-        // Every length from every few offsets, so that each tail and stripe
-        // count meets unaligned input.
-        for len in 0..=300 {
-            for at in [0, 1, 3, 7, 100] {
-                let input = &bytes[at..at + len];
-                assert_eq!(super::xxh64(input), xxh64(input, 0), "{len} bytes at {at}");
-            }
-            let zeros = vec![0; len];
-            assert_eq!(super::xxh64(&zeros), xxh64(&zeros, 0), "{len} zeros");
-            let ones = vec![0xff; len];
-            assert_eq!(super::xxh64(&ones), xxh64(&ones, 0), "{len} 0xff bytes");
-        }
-        for _ in 0..10_000 {
-            let len = next() as usize % 1000;
-            let at = next() as usize % (bytes.len() - len);
-            let input = &bytes[at..at + len];
-            assert_eq!(super::xxh64(input), xxh64(input, 0), "{len} bytes at {at}");
         }
     }
 
