@@ -204,15 +204,21 @@ impl<'t> Cursor<'t> {
     }
 
     /// A string without escapes (a control character is not JSON either).
+    /// Inlined: called for every id, key and string value, it spent about
+    /// eighty instructions on each, a quarter of them saving registers and
+    /// loading constants.
+    #[inline(always)]
     fn string(&mut self) -> Option<&'t str> {
         self.eat("\"")?;
-        let start = self.at;
-        let bytes = self.text.as_bytes();
-        let length = first_stop(bytes.get(start..)?)?;
+        // Both ends are ASCII quotes, so the slices are on char boundaries.
+        // Cut from the rest and then to its length, each slice checks one
+        // boundary inline; `get(start..end)` was a call checking both.
+        let rest = self.text.get(self.at..)?;
+        let length = first_stop(rest.as_bytes())?;
+        let inside = rest.get(..length)?;
         self.at += length;
         self.eat("\"")?;
-        // Both ends are ASCII quotes, so the slice is on char boundaries.
-        self.text.get(start..self.at - 1)
+        Some(inside)
     }
 
     /// A checksum as its `Serialize` writes it: a string of 16 hex digits,
