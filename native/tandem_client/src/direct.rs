@@ -133,31 +133,6 @@ fn stops_in(word: u64) -> u64 {
     control | quote | backslash
 }
 
-/// The value of eight lowercase hex digits, first digit highest, or none if
-/// any byte is something else: what [`Checksum::parse`] takes, eight bytes
-/// at a time. Its loop spent about twelve instructions a digit, a checksum
-/// on every batch read.
-fn hex_digits(digits: [u8; 8]) -> Option<u64> {
-    const ONES: u64 = u64::from_le_bytes([1; 8]);
-    const HIGH: u64 = ONES << 7;
-    let word = u64::from_be_bytes(digits);
-    // The high bit of each byte that is at least `low`. No byte has its
-    // own high bit (checked below), so no sum carries into the next byte.
-    let at_least = |low: u8| word.wrapping_add(ONES * u64::from(0x80 - low)) & HIGH;
-    let digit = at_least(b'0') & !at_least(b'9' + 1);
-    let letter = at_least(b'a') & !at_least(b'f' + 1);
-    if word & HIGH != 0 || digit | letter != HIGH {
-        return None;
-    }
-    // A digit's low four bits are its value, a letter's its value less 9;
-    // then each byte's four bits are packed next to their neighbour's.
-    let mut n = (word & (ONES * 0x0f)) + (letter >> 7) * 9;
-    n = (n | n >> 4) & 0x00ff_00ff_00ff_00ff;
-    n = (n | n >> 8) & 0x0000_ffff_0000_ffff;
-    n = (n | n >> 16) & 0xffff_ffff;
-    Some(n)
-}
-
 struct Cursor<'t> {
     text: &'t str,
     at: usize,
@@ -230,10 +205,9 @@ impl<'t> Cursor<'t> {
         let (b'"', b'"') = (quoted[0], quoted[17]) else {
             return None;
         };
-        let high = hex_digits(quoted[1..9].try_into().ok()?)?;
-        let low = hex_digits(quoted[9..17].try_into().ok()?)?;
+        let checksum = Checksum::from_hex(quoted[1..17].try_into().ok()?)?;
         self.at += 18;
-        Some(Checksum(high << 32 | low))
+        Some(checksum)
     }
 
     /// A non-negative integer that fits a u64, without a leading zero
