@@ -76,8 +76,44 @@ impl Limits {
         }
     }
 
-    /// [`Limits::check_value`] of an array or object.
+    /// [`Limits::check_value`] of an array or object. A container of
+    /// scalars (a colour such as {"r":12,"g":200}, most nested values)
+    /// is measured in one pass without the walk's stack, whose allocation
+    /// cost more than the measuring; it returns the fault the walk would
+    /// (the container's own size is checked before its members' depth).
     fn check_nested(&self, value: &Value) -> Result<(), ValueFault> {
+        let (own, members) = match value {
+            Value::Array(items) => (2 + items.len(), items.len()),
+            Value::Object(map) => (
+                2 + 4 * map.len() + map.keys().map(String::len).sum::<usize>(),
+                map.len(),
+            ),
+            _ => unreachable!("only arrays and objects are nested"),
+        };
+        let scalars = match value {
+            Value::Array(items) => flat_size(items.iter()),
+            Value::Object(map) => flat_size(map.values()),
+            _ => None,
+        };
+        let Some(scalars) = scalars else {
+            return self.walk(value);
+        };
+        if self.max_value_depth == 0 {
+            Err(ValueFault::TooDeep)
+        } else if own > self.max_value_bytes {
+            Err(ValueFault::TooLarge)
+        } else if members > 0 && self.max_value_depth < 2 {
+            Err(ValueFault::TooDeep)
+        } else if own + scalars > self.max_value_bytes {
+            Err(ValueFault::TooLarge)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The plain check of any value: a walk with a stack of the values
+    /// still to measure and their depth.
+    fn walk(&self, value: &Value) -> Result<(), ValueFault> {
         let mut size = 0usize;
         let mut stack: Vec<(&Value, usize)> = vec![(value, 1)];
         while let Some((v, depth)) = stack.pop() {
@@ -106,5 +142,64 @@ impl Limits {
             }
         }
         Ok(())
+    }
+}
+
+/// The size [`Limits::check_value`] counts for scalar members, or none if a
+/// member is an array or object.
+#[inline]
+fn flat_size<'a>(members: impl Iterator<Item = &'a Value>) -> Option<usize> {
+    let mut size = 0;
+    for member in members {
+        size += match member {
+            Value::Null => 4,
+            Value::Bool(_) => 5,
+            Value::Number(_) => 24,
+            Value::String(s) => s.len() + 2,
+            Value::Array(_) | Value::Object(_) => return None,
+        };
+    }
+    Some(size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Limits;
+    use serde_json::{json, Value};
+
+    #[test]
+    fn containers_of_scalars_fault_as_the_plain_walk_does_at_every_limit() {
+        let scalars = [json!(null), json!(true), json!(7), json!(-1.5), json!("ab")];
+        let mut values = vec![json!([]), json!({}), json!([[]]), json!({"a": {}})];
+        for n in 1..4 {
+            let members: Vec<Value> = scalars.iter().cycle().take(n).cloned().collect();
+            let map = |members: &[Value]| -> Value {
+                let pairs = members.iter().enumerate();
+                Value::Object(pairs.map(|(i, m)| ("k".repeat(i + 1), m.clone())).collect())
+            };
+            values.push(Value::Array(members.clone()));
+            values.push(map(&members));
+            // One member nested: the plain walk decides.
+            let mut nested = members.clone();
+            nested.push(json!([1]));
+            values.push(Value::Array(nested.clone()));
+            values.push(map(&nested));
+        }
+        for value in &values {
+            for max_value_depth in 0..4 {
+                for max_value_bytes in 0..120 {
+                    let limits = Limits {
+                        max_value_depth,
+                        max_value_bytes,
+                        ..Limits::default()
+                    };
+                    assert_eq!(
+                        limits.check_value(value),
+                        limits.walk(value),
+                        "{value} within depth {max_value_depth}, {max_value_bytes} bytes"
+                    );
+                }
+            }
+        }
     }
 }
