@@ -100,11 +100,14 @@ enum Ev {
 
 /// An event due at `time`; events due at the same time run in the order they
 /// were scheduled. Ordered for [`BinaryHeap`], a max-heap: the earliest first.
+/// The event itself waits in [`World::events`] at `slot`: a frame's `String`
+/// made the element 56 bytes, and moving those in the heap's sifts was most
+/// of the queue's cost.
 #[derive(Debug)]
 struct Scheduled {
     time: Millis,
     order: u64,
-    ev: Ev,
+    slot: u32,
 }
 
 impl Scheduled {
@@ -145,6 +148,10 @@ struct World {
     now: Millis,
     rng: ChaCha8Rng,
     queue: BinaryHeap<Scheduled>,
+    /// The queued events, by [`Scheduled::slot`]; `None` where free.
+    events: Vec<Option<Ev>>,
+    /// Free slots of `events`, reused before it grows.
+    free: Vec<u32>,
     order: u64,
     server: SimServer,
     peers: Vec<Peer>,
@@ -195,10 +202,46 @@ pub fn client_config(project: &str, id: String, seed: u64) -> Config {
 impl World {
     fn at(&mut self, time: Millis, ev: Ev) {
         self.order += 1;
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.events[slot as usize] = Some(ev);
+                slot
+            }
+            None => {
+                self.events.push(Some(ev));
+                u32::try_from(self.events.len() - 1).expect("fewer queued events than u32::MAX")
+            }
+        };
         self.queue.push(Scheduled {
             time,
             order: self.order,
-            ev,
+            slot,
+        });
+    }
+
+    /// Takes the earliest event out of the queue, freeing its slot.
+    fn pop(&mut self) -> Option<Ev> {
+        let slot = self.queue.pop()?.slot;
+        self.free.push(slot);
+        self.events[slot as usize].take()
+    }
+
+    /// The events still queued, in no particular order.
+    fn queued(&self) -> impl Iterator<Item = &Ev> {
+        self.events.iter().flatten()
+    }
+
+    /// Drops the queued events `keep` refuses.
+    fn retain(&mut self, keep: impl Fn(&Ev) -> bool) {
+        let (events, free) = (&mut self.events, &mut self.free);
+        self.queue.retain(|s| {
+            let slot = s.slot as usize;
+            let kept = events[slot].as_ref().is_some_and(&keep);
+            if !kept {
+                events[slot] = None;
+                free.push(s.slot);
+            }
+            kept
         });
     }
 
@@ -504,8 +547,8 @@ impl World {
                 }
             }
             if self.queue.peek().is_some_and(|s| s.time <= self.now) {
-                let next = self.queue.pop().expect("present");
-                self.handle(next.ev);
+                let next = self.pop().expect("present");
+                self.handle(next);
             }
         }
         self.now = self.now.max(until);
@@ -538,7 +581,7 @@ impl World {
     /// 30013642 never looked settled).
     fn quiet(&self) -> bool {
         !self.server.has_uncommitted()
-            && self.queue.iter().all(|s| match &s.ev {
+            && self.queued().all(|ev| match ev {
                 Ev::Op(_) => true,
                 Ev::ToServer(_, frame) => is_heartbeat(frame),
                 Ev::ToClient(_, frame) => is_heartbeat(frame),
@@ -606,6 +649,8 @@ pub fn run(config: &SimConfig) -> Report {
         now: 0,
         rng,
         queue: BinaryHeap::new(),
+        events: Vec::new(),
+        free: Vec::new(),
         order: 0,
         server: SimServer::new(PROJECT),
         peers,
@@ -633,9 +678,9 @@ pub fn run(config: &SimConfig) -> Report {
     }
     world.run_until(horizon + 1_000);
     // Heal: no more faults are scheduled; let everything settle.
-    world.queue.retain(|s| {
+    world.retain(|ev| {
         !matches!(
-            s.ev,
+            ev,
             Ev::Cut(_) | Ev::Stall(_) | Ev::RestartClient(_) | Ev::RestartServer | Ev::JournalFails
         )
     });
