@@ -522,9 +522,17 @@ impl World {
         self.touched.clear();
         self.touched.resize(self.peers.len(), true);
         loop {
-            for (peer, touched) in self.touched.iter_mut().enumerate() {
+            // One pass reads the touched clients' timers and finds the
+            // earliest, so that a step whose timers are all later (most are:
+            // most steps are a queued frame) skips the pass that fires them.
+            let mut earliest: Option<Millis> = None;
+            let touched = self.touched.iter_mut();
+            for (peer, (touched, timer)) in touched.zip(&mut timers).enumerate() {
                 if std::mem::take(touched) {
-                    timers[peer] = self.peers[peer].client.poll_timeout();
+                    *timer = self.peers[peer].client.poll_timeout();
+                }
+                if let Some(d) = *timer {
+                    earliest = Some(earliest.map_or(d, |e| e.min(d)));
                 }
             }
             debug_assert!(self
@@ -533,17 +541,19 @@ impl World {
                 .zip(&timers)
                 .all(|(p, &t)| p.client.poll_timeout() == t));
             let queued = self.queue.peek().map(|s| s.time);
-            let Some(t) = timers.iter().flatten().copied().chain(queued).min() else {
+            let Some(t) = earliest.into_iter().chain(queued).min() else {
                 break;
             };
             if t > until {
                 break;
             }
             self.now = self.now.max(t);
-            for (peer, timer) in timers.iter().enumerate() {
-                if timer.is_some_and(|d| d <= self.now) {
-                    self.peers[peer].client.handle_timeout(self.now);
-                    self.pump(peer);
+            if earliest.is_some_and(|e| e <= self.now) {
+                for (peer, timer) in timers.iter().enumerate() {
+                    if timer.is_some_and(|d| d <= self.now) {
+                        self.peers[peer].client.handle_timeout(self.now);
+                        self.pump(peer);
+                    }
                 }
             }
             if self.queue.peek().is_some_and(|s| s.time <= self.now) {
