@@ -45,11 +45,14 @@ pub struct Durable {
 /// A frame's `join_ref` or `ref`.
 type Ref = Option<String>;
 
+/// The ids are shared, not owned: every push needs them past a borrow of
+/// the members (`diffs` takes `&mut self`), and copying two Strings a push
+/// cost more than counting a reference.
 struct Member {
     join_ref: Ref,
     topic: String,
-    client_id: String,
-    user_id: String,
+    client_id: Rc<str>,
+    user_id: Rc<str>,
 }
 
 /// A reply held back until the batch it answers is durable.
@@ -293,14 +296,15 @@ impl SimServer {
                 else {
                     return Vec::new(); // stale join_ref: dropped, as Phoenix does
                 };
-                let (client_id, user_id) = (member.client_id.clone(), member.user_id.clone());
+                let (client_id, user_id) =
+                    (Rc::clone(&member.client_id), Rc::clone(&member.user_id));
                 match event {
                     "diffs" => {
                         let Payload::Typed(batch) = payload else {
                             return respond("error", Response::refusal("malformed", None));
                         };
                         let sent = diffs_as_sent(text).map(str::to_owned);
-                        let who = (client_id.as_str(), user_id.as_str());
+                        let who = (&*client_id, &*user_id);
                         self.diffs(conn, join_ref, ref_, topic, who, batch, sent)
                     }
                     "sync" => {
@@ -335,8 +339,8 @@ impl SimServer {
             Member {
                 join_ref,
                 topic: topic.to_owned(),
-                client_id: client_id.to_owned(),
-                user_id: format!("user-{client_id}"),
+                client_id: client_id.into(),
+                user_id: format!("user-{client_id}").into(),
             },
         );
         respond("ok", Response::CatchUp(self.room.catch_up(since)))

@@ -100,11 +100,14 @@ enum Ev {
 
 /// An event due at `time`; events due at the same time run in the order they
 /// were scheduled. Ordered for [`BinaryHeap`], a max-heap: the earliest first.
+/// The event itself waits in [`World::events`] at `slot`: a frame's `String`
+/// made the element 56 bytes, and moving those in the heap's sifts was most
+/// of the queue's cost.
 #[derive(Debug)]
 struct Scheduled {
     time: Millis,
     order: u64,
-    ev: Ev,
+    slot: u32,
 }
 
 impl Scheduled {
@@ -138,13 +141,20 @@ struct Peer {
     conn: Option<ConnId>,
     generation: u64,
     ops_left: usize,
-    acked: Vec<(String, u64, u64)>,
+    /// The client's id, shared by each of its acks in `acked`: copying the
+    /// String for every ack cost more than counting a reference.
+    client_id: Rc<str>,
+    acked: Vec<(Rc<str>, u64, u64)>,
 }
 
 struct World {
     now: Millis,
     rng: ChaCha8Rng,
     queue: BinaryHeap<Scheduled>,
+    /// The queued events, by [`Scheduled::slot`]; `None` where free.
+    events: Vec<Option<Ev>>,
+    /// Free slots of `events`, reused before it grows.
+    free: Vec<u32>,
     order: u64,
     server: SimServer,
     peers: Vec<Peer>,
@@ -195,10 +205,46 @@ pub fn client_config(project: &str, id: String, seed: u64) -> Config {
 impl World {
     fn at(&mut self, time: Millis, ev: Ev) {
         self.order += 1;
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.events[slot as usize] = Some(ev);
+                slot
+            }
+            None => {
+                self.events.push(Some(ev));
+                u32::try_from(self.events.len() - 1).expect("fewer queued events than u32::MAX")
+            }
+        };
         self.queue.push(Scheduled {
             time,
             order: self.order,
-            ev,
+            slot,
+        });
+    }
+
+    /// Takes the earliest event out of the queue, freeing its slot.
+    fn pop(&mut self) -> Option<Ev> {
+        let slot = self.queue.pop()?.slot;
+        self.free.push(slot);
+        self.events[slot as usize].take()
+    }
+
+    /// The events still queued, in no particular order.
+    fn queued(&self) -> impl Iterator<Item = &Ev> {
+        self.events.iter().flatten()
+    }
+
+    /// Drops the queued events `keep` refuses.
+    fn retain(&mut self, keep: impl Fn(&Ev) -> bool) {
+        let (events, free) = (&mut self.events, &mut self.free);
+        self.queue.retain(|s| {
+            let slot = s.slot as usize;
+            let kept = events[slot].as_ref().is_some_and(&keep);
+            if !kept {
+                events[slot] = None;
+                free.push(s.slot);
+            }
+            kept
         });
     }
 
@@ -266,7 +312,7 @@ impl World {
         while let Some(event) = self.peers[peer].client.poll_event() {
             match event {
                 Event::Acked { batch_id, seq } => {
-                    let id = self.peers[peer].client.config().client_id.clone();
+                    let id = Rc::clone(&self.peers[peer].client_id);
                     self.peers[peer].acked.push((id, batch_id, seq));
                 }
                 Event::Mismatch { .. } => {
@@ -377,6 +423,7 @@ impl World {
                 self.dead.insert(p.client.config().client_id.clone());
                 p.generation += 1;
                 let id = format!("client-{peer}-{}", p.generation);
+                p.client_id = id.as_str().into();
                 let seed = self.rng.random();
                 p.client = Client::new(client_config(PROJECT, id, seed), self.now);
                 self.pump(peer);
@@ -479,9 +526,17 @@ impl World {
         self.touched.clear();
         self.touched.resize(self.peers.len(), true);
         loop {
-            for (peer, touched) in self.touched.iter_mut().enumerate() {
+            // One pass reads the touched clients' timers and finds the
+            // earliest, so that a step whose timers are all later (most are:
+            // most steps are a queued frame) skips the pass that fires them.
+            let mut earliest: Option<Millis> = None;
+            let touched = self.touched.iter_mut();
+            for (peer, (touched, timer)) in touched.zip(&mut timers).enumerate() {
                 if std::mem::take(touched) {
-                    timers[peer] = self.peers[peer].client.poll_timeout();
+                    *timer = self.peers[peer].client.poll_timeout();
+                }
+                if let Some(d) = *timer {
+                    earliest = Some(earliest.map_or(d, |e| e.min(d)));
                 }
             }
             debug_assert!(self
@@ -490,22 +545,24 @@ impl World {
                 .zip(&timers)
                 .all(|(p, &t)| p.client.poll_timeout() == t));
             let queued = self.queue.peek().map(|s| s.time);
-            let Some(t) = timers.iter().flatten().copied().chain(queued).min() else {
+            let Some(t) = earliest.into_iter().chain(queued).min() else {
                 break;
             };
             if t > until {
                 break;
             }
             self.now = self.now.max(t);
-            for (peer, timer) in timers.iter().enumerate() {
-                if timer.is_some_and(|d| d <= self.now) {
-                    self.peers[peer].client.handle_timeout(self.now);
-                    self.pump(peer);
+            if earliest.is_some_and(|e| e <= self.now) {
+                for (peer, timer) in timers.iter().enumerate() {
+                    if timer.is_some_and(|d| d <= self.now) {
+                        self.peers[peer].client.handle_timeout(self.now);
+                        self.pump(peer);
+                    }
                 }
             }
             if self.queue.peek().is_some_and(|s| s.time <= self.now) {
-                let next = self.queue.pop().expect("present");
-                self.handle(next.ev);
+                let next = self.pop().expect("present");
+                self.handle(next);
             }
         }
         self.now = self.now.max(until);
@@ -538,7 +595,7 @@ impl World {
     /// 30013642 never looked settled).
     fn quiet(&self) -> bool {
         !self.server.has_uncommitted()
-            && self.queue.iter().all(|s| match &s.ev {
+            && self.queued().all(|ev| match ev {
                 Ev::Op(_) => true,
                 Ev::ToServer(_, frame) => is_heartbeat(frame),
                 Ev::ToClient(_, frame) => is_heartbeat(frame),
@@ -591,21 +648,24 @@ fn stats_of(client: &Client) -> Counters {
 pub fn run(config: &SimConfig) -> Report {
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let peers = (0..config.clients)
-        .map(|i| Peer {
-            client: Client::new(
-                client_config(PROJECT, format!("client-{i}-0"), rng.random()),
-                0,
-            ),
-            conn: None,
-            generation: 0,
-            ops_left: config.ops,
-            acked: Vec::new(),
+        .map(|i| {
+            let id = format!("client-{i}-0");
+            Peer {
+                client_id: id.as_str().into(),
+                client: Client::new(client_config(PROJECT, id, rng.random()), 0),
+                conn: None,
+                generation: 0,
+                ops_left: config.ops,
+                acked: Vec::new(),
+            }
         })
         .collect();
     let mut world = World {
         now: 0,
         rng,
         queue: BinaryHeap::new(),
+        events: Vec::new(),
+        free: Vec::new(),
         order: 0,
         server: SimServer::new(PROJECT),
         peers,
@@ -633,9 +693,9 @@ pub fn run(config: &SimConfig) -> Report {
     }
     world.run_until(horizon + 1_000);
     // Heal: no more faults are scheduled; let everything settle.
-    world.queue.retain(|s| {
+    world.retain(|ev| {
         !matches!(
-            s.ev,
+            ev,
             Ev::Cut(_) | Ev::Stall(_) | Ev::RestartClient(_) | Ev::RestartServer | Ev::JournalFails
         )
     });
@@ -712,7 +772,7 @@ fn verdict(world: &mut World) -> Option<String> {
         }
         for (client_id, batch_id, seq) in &p.acked {
             let durable = world.server.history().get(seq);
-            if durable.is_none_or(|d| &d.client_id != client_id || d.batch_id != *batch_id) {
+            if durable.is_none_or(|d| *d.client_id != **client_id || d.batch_id != *batch_id) {
                 return Some(format!(
                     "acknowledged batch {client_id}/{batch_id} (seq {seq}) was lost"
                 ));
