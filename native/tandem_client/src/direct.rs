@@ -14,6 +14,7 @@
 use crate::answer::{Accepted, State};
 use crate::frame::{Incoming, Payload};
 use serde_json::{Map, Number, Value};
+use tandem_core::checksum::escape_flags;
 use tandem_core::room::{IncomingBatch, ServerBatch};
 use tandem_core::{Attrs, Checksum, Diff};
 
@@ -104,9 +105,9 @@ pub(crate) fn first_stop(bytes: &[u8]) -> Option<usize> {
     let mut at = 0;
     for word in &mut words {
         let word = u64::from_le_bytes(word.try_into().expect("8 bytes"));
-        let stops = stops_in(word);
+        let stops = escape_flags(word);
         if stops != 0 {
-            // The lowest flag is exact (see `stops_in`): the first byte.
+            // The lowest flag is exact (see `escape_flags`): the first byte.
             return Some(at + (stops.trailing_zeros() / 8) as usize);
         }
         at += 8;
@@ -116,21 +117,6 @@ pub(crate) fn first_stop(bytes: &[u8]) -> Option<usize> {
         .iter()
         .position(|&b| STOPS[usize::from(b)]);
     tail.map(|i| at + i)
-}
-
-/// The high bit of each byte of `word` (little-endian) that is below 0x20
-/// or is `"` or `\`: the classic "some byte is less than n" trick, an
-/// equality being "xor is less than 1". A byte's borrow can flag bytes
-/// above it wrongly, never below, so the lowest flag is always right.
-#[inline(always)]
-fn stops_in(word: u64) -> u64 {
-    const ONES: u64 = u64::from_le_bytes([1; 8]);
-    const HIGH: u64 = ONES << 7;
-    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH;
-    let control = below(word, 0x20);
-    let quote = below(word ^ (ONES * u64::from(b'"')), 1);
-    let backslash = below(word ^ (ONES * u64::from(b'\\')), 1);
-    control | quote | backslash
 }
 
 struct Cursor<'t> {

@@ -258,18 +258,27 @@ fn needs_escape(bytes: &[u8]) -> bool {
     word_needs_escape(u64::from_le_bytes(last))
 }
 
-/// Whether any byte of `word` is below 0x20 or is `"` or `\`. Each test is
-/// the classic "some byte is less than n" bit trick (exact for whether any
-/// byte matches, n <= 0x80), an equality being "xor is less than 1".
+/// Whether any byte of `word` is below 0x20 or is `"` or `\`.
 #[inline(always)]
 fn word_needs_escape(word: u64) -> bool {
+    escape_flags(word) != 0
+}
+
+/// The high bit of each byte of `word` (little-endian) that JSON escapes in
+/// a string: below 0x20, `"` or `\`. Each test is the classic "some byte is
+/// less than n" bit trick (exact for whether any byte matches, n <= 0x80),
+/// an equality being "xor is less than 1". A byte's borrow can flag bytes
+/// above it wrongly, never below, so the lowest flag is always right: the
+/// client's frame reader finds a string's end with it.
+#[inline(always)]
+pub fn escape_flags(word: u64) -> u64 {
     const ONES: u64 = u64::from_le_bytes([1; 8]);
     const HIGH: u64 = ONES << 7;
     let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH;
     let control = below(word, 0x20);
     let quote = below(word ^ (ONES * u64::from(b'"')), 1);
     let backslash = below(word ^ (ONES * u64::from(b'\\')), 1);
-    (control | quote | backslash) != 0
+    control | quote | backslash
 }
 
 /// The longest term input hashed from the stack. Every term the simulator
