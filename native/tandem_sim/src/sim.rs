@@ -100,14 +100,11 @@ enum Ev {
 
 /// An event due at `time`; events due at the same time run in the order they
 /// were scheduled. Ordered for [`BinaryHeap`], a max-heap: the earliest first.
-/// The event itself waits in [`World::events`] at `slot`: a frame's `String`
-/// made the element 56 bytes, and moving those in the heap's sifts was most
-/// of the queue's cost.
 #[derive(Debug)]
 struct Scheduled {
     time: Millis,
     order: u64,
-    slot: u32,
+    ev: Ev,
 }
 
 impl Scheduled {
@@ -141,20 +138,13 @@ struct Peer {
     conn: Option<ConnId>,
     generation: u64,
     ops_left: usize,
-    /// The client's id, shared by each of its acks in `acked`: copying the
-    /// String for every ack cost more than counting a reference.
-    client_id: Rc<str>,
-    acked: Vec<(Rc<str>, u64, u64)>,
+    acked: Vec<(String, u64, u64)>,
 }
 
 struct World {
     now: Millis,
     rng: ChaCha8Rng,
     queue: BinaryHeap<Scheduled>,
-    /// The queued events, by [`Scheduled::slot`]; `None` where free.
-    events: Vec<Option<Ev>>,
-    /// Free slots of `events`, reused before it grows.
-    free: Vec<u32>,
     order: u64,
     server: SimServer,
     peers: Vec<Peer>,
@@ -205,46 +195,10 @@ pub fn client_config(project: &str, id: String, seed: u64) -> Config {
 impl World {
     fn at(&mut self, time: Millis, ev: Ev) {
         self.order += 1;
-        let slot = match self.free.pop() {
-            Some(slot) => {
-                self.events[slot as usize] = Some(ev);
-                slot
-            }
-            None => {
-                self.events.push(Some(ev));
-                u32::try_from(self.events.len() - 1).expect("fewer queued events than u32::MAX")
-            }
-        };
         self.queue.push(Scheduled {
             time,
             order: self.order,
-            slot,
-        });
-    }
-
-    /// Takes the earliest event out of the queue, freeing its slot.
-    fn pop(&mut self) -> Option<Ev> {
-        let slot = self.queue.pop()?.slot;
-        self.free.push(slot);
-        self.events[slot as usize].take()
-    }
-
-    /// The events still queued, in no particular order.
-    fn queued(&self) -> impl Iterator<Item = &Ev> {
-        self.events.iter().flatten()
-    }
-
-    /// Drops the queued events `keep` refuses.
-    fn retain(&mut self, keep: impl Fn(&Ev) -> bool) {
-        let (events, free) = (&mut self.events, &mut self.free);
-        self.queue.retain(|s| {
-            let slot = s.slot as usize;
-            let kept = events[slot].as_ref().is_some_and(&keep);
-            if !kept {
-                events[slot] = None;
-                free.push(s.slot);
-            }
-            kept
+            ev,
         });
     }
 
@@ -312,7 +266,7 @@ impl World {
         while let Some(event) = self.peers[peer].client.poll_event() {
             match event {
                 Event::Acked { batch_id, seq } => {
-                    let id = Rc::clone(&self.peers[peer].client_id);
+                    let id = self.peers[peer].client.config().client_id.clone();
                     self.peers[peer].acked.push((id, batch_id, seq));
                 }
                 Event::Mismatch { .. } => {
@@ -423,7 +377,6 @@ impl World {
                 self.dead.insert(p.client.config().client_id.clone());
                 p.generation += 1;
                 let id = format!("client-{peer}-{}", p.generation);
-                p.client_id = id.as_str().into();
                 let seed = self.rng.random();
                 p.client = Client::new(client_config(PROJECT, id, seed), self.now);
                 self.pump(peer);
@@ -561,8 +514,8 @@ impl World {
                 }
             }
             if self.queue.peek().is_some_and(|s| s.time <= self.now) {
-                let next = self.pop().expect("present");
-                self.handle(next);
+                let next = self.queue.pop().expect("present");
+                self.handle(next.ev);
             }
         }
         self.now = self.now.max(until);
@@ -595,7 +548,7 @@ impl World {
     /// 30013642 never looked settled).
     fn quiet(&self) -> bool {
         !self.server.has_uncommitted()
-            && self.queued().all(|ev| match ev {
+            && self.queue.iter().all(|s| match &s.ev {
                 Ev::Op(_) => true,
                 Ev::ToServer(_, frame) => is_heartbeat(frame),
                 Ev::ToClient(_, frame) => is_heartbeat(frame),
@@ -648,24 +601,21 @@ fn stats_of(client: &Client) -> Counters {
 pub fn run(config: &SimConfig) -> Report {
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let peers = (0..config.clients)
-        .map(|i| {
-            let id = format!("client-{i}-0");
-            Peer {
-                client_id: id.as_str().into(),
-                client: Client::new(client_config(PROJECT, id, rng.random()), 0),
-                conn: None,
-                generation: 0,
-                ops_left: config.ops,
-                acked: Vec::new(),
-            }
+        .map(|i| Peer {
+            client: Client::new(
+                client_config(PROJECT, format!("client-{i}-0"), rng.random()),
+                0,
+            ),
+            conn: None,
+            generation: 0,
+            ops_left: config.ops,
+            acked: Vec::new(),
         })
         .collect();
     let mut world = World {
         now: 0,
         rng,
         queue: BinaryHeap::new(),
-        events: Vec::new(),
-        free: Vec::new(),
         order: 0,
         server: SimServer::new(PROJECT),
         peers,
@@ -693,9 +643,9 @@ pub fn run(config: &SimConfig) -> Report {
     }
     world.run_until(horizon + 1_000);
     // Heal: no more faults are scheduled; let everything settle.
-    world.retain(|ev| {
+    world.queue.retain(|s| {
         !matches!(
-            ev,
+            s.ev,
             Ev::Cut(_) | Ev::Stall(_) | Ev::RestartClient(_) | Ev::RestartServer | Ev::JournalFails
         )
     });
@@ -772,7 +722,7 @@ fn verdict(world: &mut World) -> Option<String> {
         }
         for (client_id, batch_id, seq) in &p.acked {
             let durable = world.server.history().get(seq);
-            if durable.is_none_or(|d| *d.client_id != **client_id || d.batch_id != *batch_id) {
+            if durable.is_none_or(|d| &d.client_id != client_id || d.batch_id != *batch_id) {
                 return Some(format!(
                     "acknowledged batch {client_id}/{batch_id} (seq {seq}) was lost"
                 ));
