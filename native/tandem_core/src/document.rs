@@ -774,10 +774,8 @@ fn put(
 }
 
 /// Where attribute `key` is among `attrs` (as `LiteMap::find_index`), by
-/// bisection comparing the names' first eight bytes as numbers (see
-/// [`leading_word`]; names hold no NUL, so words that tie belong to names
-/// of at most eight bytes that differ only in length, or to longer ones
-/// compared in full): the map's own search called `memcmp` for every
+/// bisection comparing the names' first eight bytes as numbers
+/// ([`cmp_names`]): the map's own search called `memcmp` for every
 /// comparison, nearly four a write.
 fn attr_index(attrs: &Attrs, key: &str) -> Result<usize, usize> {
     let word = leading_word(key.as_bytes());
@@ -785,14 +783,7 @@ fn attr_index(attrs: &Attrs, key: &str) -> Result<usize, usize> {
     while low < high {
         let mid = low + (high - low) / 2;
         let (name, _) = attrs.get_indexed(mid).expect("an index below the length");
-        let order = leading_word(name.as_bytes()).cmp(&word).then_with(|| {
-            if name.len().max(key.len()) <= 8 {
-                name.len().cmp(&key.len())
-            } else {
-                name.as_str().cmp(key)
-            }
-        });
-        match order {
+        match cmp_names(leading_word(name.as_bytes()), name, word, key) {
             Ordering::Less => low = mid + 1,
             Ordering::Greater => high = mid,
             Ordering::Equal => return Ok(mid),
@@ -1018,18 +1009,10 @@ impl<'a> Key<'a> {
         (self.word, Name::from(self.z), Name::from(self.id))
     }
 
-    /// The order of `kid`'s z to this key's z. Where the words tie, names
-    /// of eight bytes at most differ only in length (the longer one having
-    /// NULs past the shorter: see [`leading_word`]).
+    /// The order of `kid`'s z to this key's z ([`cmp_names`]).
     #[inline]
     fn cmp_z(&self, (word, z, _): &Member) -> Ordering {
-        word.cmp(&self.word).then_with(|| {
-            if z.len().max(self.z.len()) <= 8 {
-                z.len().cmp(&self.z.len())
-            } else {
-                z.as_str().cmp(self.z)
-            }
-        })
+        cmp_names(*word, z, self.word, self.z)
     }
 
     /// The order of member `kid` to this key: by z, then id.
@@ -1037,6 +1020,27 @@ impl<'a> Key<'a> {
     fn cmp_member(&self, kid: &Member) -> Ordering {
         self.cmp_z(kid).then_with(|| kid.2.as_str().cmp(self.id))
     }
+}
+
+/// The order of name `a` to name `b`, given their [`leading_word`]s: the
+/// words decide where they differ; where they tie, names of eight bytes at
+/// most differ only in length (names hold no NUL), longer ones are
+/// compared in full. The names are read only on a tie (dereferencing a
+/// `Name` for nothing cost more than sharing this function saved).
+#[inline(always)]
+fn cmp_names<A, B>(a_word: u64, a: &A, b_word: u64, b: &B) -> Ordering
+where
+    A: AsRef<str> + ?Sized,
+    B: AsRef<str> + ?Sized,
+{
+    a_word.cmp(&b_word).then_with(|| {
+        let (a, b) = (a.as_ref(), b.as_ref());
+        if a.len().max(b.len()) <= 8 {
+            a.len().cmp(&b.len())
+        } else {
+            a.cmp(b)
+        }
+    })
 }
 
 /// The first eight bytes of `bytes`, zero-padded, as a big-endian number:
