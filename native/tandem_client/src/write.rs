@@ -14,7 +14,7 @@ use crate::direct;
 use crate::frame::Envelope;
 use serde::Serialize;
 use serde_json::Value;
-use tandem_core::checksum::{write_canonical, write_str};
+use tandem_core::checksum::{scalar_text, write_canonical, write_str};
 use tandem_core::room::{Ack, ServerBatch};
 use tandem_core::{Checksum, Diff};
 
@@ -233,19 +233,15 @@ impl Writer {
 
     /// The checksum's canonical JSON, which is serde_json's text. The
     /// values frames carry most, scalars other than floats, are written
-    /// here as it writes them (strings by `string`, integers by `itoa`),
-    /// with no check.
+    /// here with no check (strings by `string`, the others as the
+    /// checksum's `scalar_text` gives them).
     fn value(&mut self, value: &Value) {
-        match value {
-            Value::String(text) => self.string(text),
-            Value::Null => self.raw("null"),
-            Value::Bool(b) => self.raw(if *b { "true" } else { "false" }),
-            Value::Number(n) => match (n.as_u64(), n.as_i64()) {
-                (Some(u), _) => self.number(u),
-                (None, Some(i)) => self.raw(itoa::Buffer::new().format(i)),
-                _ => self.canonical(value),
-            },
-            _ => self.canonical(value),
+        if let Value::String(text) = value {
+            return self.string(text);
+        }
+        match scalar_text(value, &mut itoa::Buffer::new()) {
+            Some(text) => self.raw(text),
+            None => self.canonical(value),
         }
     }
 

@@ -172,16 +172,30 @@ pub fn write_canonical<W: Write>(out: &mut W, value: &Value) -> io::Result<()> {
     match value {
         Value::Array(_) | Value::Object(_) => write_nested(out, value),
         Value::String(text) => write_str(out, text),
-        Value::Null => out.write_all(b"null"),
-        Value::Bool(true) => out.write_all(b"true"),
-        Value::Bool(false) => out.write_all(b"false"),
-        // Integers through `itoa`, as serde_json prints them, without its
-        // serializer; floats (rarer) as serde_json prints them.
-        Value::Number(n) => match (n.as_u64(), n.as_i64()) {
-            (Some(u), _) => out.write_all(itoa::Buffer::new().format(u).as_bytes()),
-            (None, Some(i)) => out.write_all(itoa::Buffer::new().format(i).as_bytes()),
-            _ => serde_json::to_writer(out, n).map_err(io::Error::other),
+        _ => match scalar_text(value, &mut itoa::Buffer::new()) {
+            Some(text) => out.write_all(text.as_bytes()),
+            None => serde_json::to_writer(out, value).map_err(io::Error::other),
         },
+    }
+}
+
+/// The canonical JSON of `null`, a boolean or an integer (integers through
+/// `itoa`, as serde_json prints them, without its serializer), written into
+/// `digits` where needed; `None` for anything else (strings, floats, arrays
+/// and objects), which the caller writes its own way. Frame writers share
+/// it with the checksum, so a frame's scalars are the checksum's text.
+#[inline(always)]
+pub fn scalar_text<'a>(value: &Value, digits: &'a mut itoa::Buffer) -> Option<&'a str> {
+    match value {
+        Value::Null => Some("null"),
+        Value::Bool(true) => Some("true"),
+        Value::Bool(false) => Some("false"),
+        Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => Some(digits.format(u)),
+            (None, Some(i)) => Some(digits.format(i)),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
