@@ -249,12 +249,20 @@ impl Document {
         self.objects.iter().map(|(id, object)| (id, &object.attrs))
     }
 
-    /// The children of `parent` (roots for `None`) in sibling order.
-    pub fn children(&self, parent: Option<&str>) -> impl Iterator<Item = &str> {
-        self.children
-            .get(parent.unwrap_or(ROOT))
-            .into_iter()
-            .flat_map(|kids| kids.iter().map(|(_, _, id)| id.as_str()))
+    /// The children of `parent` (roots for `None`) in sibling order, counted
+    /// and walkable from both ends: the last one or the k-th of a small group
+    /// is found without collecting them.
+    pub fn children(&self, parent: Option<&str>) -> Children<'_> {
+        match self.children.get(parent.unwrap_or(ROOT)) {
+            Some(kids) => Children {
+                members: kids.iter(),
+                left: kids.len(),
+            },
+            None => Children {
+                members: Members::Few([].iter()),
+                left: 0,
+            },
+        }
     }
 
     /// Applies a batch in order, dropping what does not apply. Returns the
@@ -893,6 +901,13 @@ impl Siblings {
         }
     }
 
+    fn len(&self) -> usize {
+        match self {
+            Siblings::Few(kids) => kids.len(),
+            Siblings::Many(kids) => kids.len(),
+        }
+    }
+
     /// Every member in sibling order.
     #[inline]
     fn iter(&self) -> Members<'_> {
@@ -986,6 +1001,49 @@ impl DoubleEndedIterator for Members<'_> {
         }
     }
 }
+
+/// The ids of one sibling group in sibling order (see
+/// [`Document::children`]). It knows how many are left, and a small group
+/// (a vector) skips to the k-th at once.
+#[derive(Clone)]
+pub struct Children<'a> {
+    members: Members<'a>,
+    left: usize,
+}
+
+impl<'a> Iterator for Children<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        self.nth(0)
+    }
+
+    fn nth(&mut self, n: usize) -> Option<&'a str> {
+        self.left = self.left.saturating_sub(n + 1);
+        let member = match &mut self.members {
+            Members::Few(kids) => kids.nth(n),
+            Members::Many(kids) => kids.nth(n),
+        };
+        member.map(|(_, _, id)| id.as_str())
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+
+    fn last(mut self) -> Option<&'a str> {
+        self.next_back()
+    }
+}
+
+impl DoubleEndedIterator for Children<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.left = self.left.saturating_sub(1);
+        self.members.next_back().map(|(_, _, id)| id.as_str())
+    }
+}
+
+impl ExactSizeIterator for Children<'_> {}
 
 /// A sibling key (z, id) being looked up, borrowed (finding a member
 /// copies nothing), with the leading word of its z computed once per
@@ -1227,9 +1285,11 @@ impl<'de> Deserialize<'de> for Document {
 #[cfg(test)]
 mod tests {
     use super::{
-        attr_index, whole_object_term, Builder, Document, Key, Member, Siblings, FEW, UNKNOWN_TERM,
+        attr_index, whole_object_term, Builder, Document, Key, Member, Siblings, FEW, ROOT,
+        UNKNOWN_TERM,
     };
     use crate::diff::{Attrs, Diff};
+    use crate::zindex;
     use serde_json::json;
     use std::collections::BTreeSet;
 
@@ -1369,6 +1429,52 @@ mod tests {
                         "{name:?} among {n}"
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn children_are_counted_and_walked_from_both_ends() {
+        // 200 roots (past FEW: a B-tree group), entered from the highest z
+        // down, and three children of r5 (a vector group) in reverse z order.
+        let zs: Vec<String> = std::iter::successors(Some(zindex::first()), |z| zindex::after(z))
+            .take(200)
+            .collect();
+        let add = |id: String, z: &str, parent: Option<&str>| {
+            let mut attrs = Attrs::new();
+            attrs.insert("z".into(), json!(z));
+            if let Some(parent) = parent {
+                attrs.insert("parent".into(), json!(parent));
+            }
+            Diff::Add { id, attrs }
+        };
+        let mut diffs: Vec<Diff> = (0..200)
+            .rev()
+            .map(|i| add(format!("r{i}"), &zs[i], None))
+            .collect();
+        diffs.extend((0..3).map(|i| add(format!("k{i}"), &zs[2 - i], Some("r5"))));
+        let mut doc = Document::default();
+        doc.apply_batch(diffs);
+        assert!(matches!(doc.children.get(ROOT), Some(Siblings::Many(_))));
+        assert!(matches!(doc.children.get("r5"), Some(Siblings::Few(_))));
+        let roots: Vec<String> = (0..200).map(|i| format!("r{i}")).collect();
+        let kids = ["k2", "k1", "k0"].map(String::from).to_vec();
+        for (parent, want) in [(None, roots), (Some("r5"), kids), (Some("r6"), Vec::new())] {
+            let children = doc.children(parent);
+            assert_eq!(children.len(), want.len(), "{parent:?}");
+            assert_eq!(children.clone().last(), want.last().map(String::as_str));
+            assert!(children.clone().rev().eq(want.iter().rev()), "{parent:?}");
+            for k in [0, 1, 2, 3, 150, 199, 200, 201] {
+                let mut rest = children.clone();
+                assert_eq!(
+                    rest.nth(k),
+                    want.get(k).map(String::as_str),
+                    "{parent:?} {k}"
+                );
+                let after = want.iter().skip(k + 1);
+                assert_eq!(rest.len(), after.len(), "{parent:?} {k}");
+                assert!(rest.clone().eq(after.clone()), "{parent:?} {k}");
+                assert!(rest.rev().eq(after.rev()), "{parent:?} {k}");
             }
         }
     }

@@ -6,6 +6,7 @@ use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 use tandem_core::diff::{PARENT, Z};
+use tandem_core::document::Children;
 use tandem_core::{zindex, Attrs, Diff, Document};
 
 /// One thing a simulated user does.
@@ -87,12 +88,11 @@ fn add(rng: &mut ChaCha8Rng, view: &Document, parent: Option<String>, id: String
     let mut attrs = Attrs::new();
     attrs.insert("name".into(), json!(format!("layer {id}")));
     attrs.insert("color".into(), random_value(rng));
-    let siblings: Vec<&str> = view.children(parent.as_deref()).collect();
-    let z = match siblings.last() {
+    let siblings = view.children(parent.as_deref());
+    let z = match siblings.clone().last() {
         // Often the very z of an existing sibling, to force amendments.
         Some(last) if rng.random_bool(0.5) => {
-            sibling_z(view, siblings[rng.random_range(0..siblings.len())])
-                .or_else(|| sibling_z(view, last))
+            sibling_z(view, random_sibling(rng, siblings)).or_else(|| sibling_z(view, last))
         }
         Some(last) => sibling_z(view, last).and_then(|z| zindex::after(&z)),
         None => Some(zindex::first()),
@@ -116,14 +116,19 @@ fn z_near_sibling(rng: &mut ChaCha8Rng, view: &Document, id: &str) -> String {
         .get(id)
         .and_then(|a| a.get(PARENT))
         .and_then(Value::as_str);
-    let siblings: Vec<&str> = view.children(parent).collect();
-    let other = siblings[rng.random_range(0..siblings.len())];
+    let other = random_sibling(rng, view.children(parent));
     let base = sibling_z(view, other).unwrap_or_else(zindex::first);
     match rng.random_range(0..3) {
         0 => base,
         1 => zindex::after(&base).unwrap_or(base),
         _ => zindex::before(&base).unwrap_or(base),
     }
+}
+
+/// One of a non-empty sibling group, uniformly.
+fn random_sibling<'a>(rng: &mut ChaCha8Rng, mut siblings: Children<'a>) -> &'a str {
+    let k = rng.random_range(0..siblings.len());
+    siblings.nth(k).expect("k is below the group's length")
 }
 
 fn random_value(rng: &mut ChaCha8Rng) -> Value {
