@@ -5,6 +5,7 @@
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
+use std::fmt::Write;
 use tandem_core::diff::{PARENT, Z};
 use tandem_core::document::Children;
 use tandem_core::{zindex, Attrs, Diff, Document};
@@ -39,7 +40,7 @@ pub fn next_operation(rng: &mut ChaCha8Rng, view: &Document, who: usize, serial:
     let roll = rng.random_range(0..100);
     if none || roll < 25 {
         let parent = (!none && rng.random_bool(0.4)).then(|| pick(rng));
-        return Operation::Edit(vec![add(rng, view, parent, format!("o{who}-{serial}"))]);
+        return Operation::Edit(vec![add(rng, view, parent, new_id('o', who, serial))]);
     }
     match roll {
         25..=34 => Operation::Edit(vec![Diff::Remove { id: pick(rng) }]),
@@ -62,13 +63,22 @@ pub fn next_operation(rng: &mut ChaCha8Rng, view: &Document, who: usize, serial:
         }
         82..=86 => {
             // A group: a new parent and a child in one batch.
-            let parent = format!("g{who}-{serial}");
-            let child = add(rng, view, Some(parent.clone()), format!("c{who}-{serial}"));
+            let parent = new_id('g', who, serial);
+            let child = add(rng, view, Some(parent.clone()), new_id('c', who, serial));
             Operation::Edit(vec![add(rng, view, None, parent), child])
         }
         87..=94 => Operation::Undo,
         _ => Operation::Redo,
     }
+}
+
+/// A new object's id, unique in the run: `kind`, the user, the serial number
+/// of the operation. Written into room enough for it: `format!` would guess
+/// four bytes from its literal text and grow the string twice.
+fn new_id(kind: char, who: usize, serial: u64) -> String {
+    let mut id = String::with_capacity(24);
+    write!(id, "{kind}{who}-{serial}").expect("a String takes any text");
+    id
 }
 
 /// The first eight bytes of `id`, zero-padded, big-endian: a number whose
@@ -86,7 +96,7 @@ fn leading(id: &str) -> u64 {
 
 fn add(rng: &mut ChaCha8Rng, view: &Document, parent: Option<String>, id: String) -> Diff {
     let mut attrs = Attrs::new();
-    attrs.insert("name".into(), json!(format!("layer {id}")));
+    attrs.insert("name".into(), json!(["layer ", &id].concat()));
     attrs.insert("color".into(), random_value(rng));
     let siblings = view.children(parent.as_deref());
     let z = match siblings.clone().last() {
