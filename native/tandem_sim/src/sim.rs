@@ -22,7 +22,7 @@ use rand_chacha::ChaCha8Rng;
 use rustc_hash::FxHashMap;
 use std::borrow::Cow;
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeSet, BinaryHeap};
 use std::rc::Rc;
 use tandem_client::{Client, Config, Event, Millis};
 
@@ -149,7 +149,7 @@ struct World {
     server: SimServer,
     peers: Vec<Peer>,
     /// conn → (peer, last delivery time to the server, to the client, stalled until)
-    links: BTreeMap<ConnId, (usize, Millis, Millis, Millis)>,
+    links: FxHashMap<ConnId, (usize, Millis, Millis, Millis)>,
     next_conn: ConnId,
     commit_scheduled: bool,
     faults: bool,
@@ -622,7 +622,7 @@ pub fn run(config: &SimConfig) -> Report {
         order: 0,
         server: SimServer::new(PROJECT),
         peers,
-        links: BTreeMap::new(),
+        links: FxHashMap::default(),
         next_conn: 0,
         commit_scheduled: false,
         faults: config.faults,
