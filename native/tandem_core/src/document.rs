@@ -8,7 +8,7 @@
 //! replayed anywhere produces the same document.
 
 use crate::checksum::{attr_term, copy_short, whole_object_term, Checksum};
-use crate::diff::{Attrs, Diff, ObjectId, PARENT, Z};
+use crate::diff::{AttrName, Attrs, Diff, ObjectId, PARENT, Z};
 use crate::limits::{Limits, ValueFault};
 use crate::zindex;
 use compact_str::CompactString;
@@ -383,10 +383,11 @@ impl Document {
         mut attrs: Attrs,
         sink: &mut Sink<'_>,
     ) -> Result<bool, DropReason> {
-        if !Limits::name_ok(&id, self.limits.max_id_bytes) {
+        let text = id.as_str();
+        if !Limits::name_ok(text, self.limits.max_id_bytes) {
             return Err(DropReason::InvalidId);
         }
-        if self.objects.contains_key(&id) {
+        if self.objects.contains_key(text) {
             return Err(DropReason::DuplicateAdd);
         }
         if self.objects.len() >= self.limits.max_objects {
@@ -426,7 +427,8 @@ impl Document {
     }
 
     fn remove(&mut self, id: ObjectId, sink: &mut Sink<'_>) -> Result<bool, DropReason> {
-        if !self.objects.contains_key(&id) {
+        let text = id.as_str();
+        if !self.objects.contains_key(text) {
             return Err(DropReason::MissingTarget);
         }
         // The descendants in pre-order, so that the inverse re-adds every
@@ -436,7 +438,7 @@ impl Document {
             kids.rev().map(|(_, _, kid)| kid.clone())
         };
         let (mut below, mut stack) = (Vec::new(), Vec::new());
-        stack.extend(kids_of(&id));
+        stack.extend(kids_of(text));
         while let Some(kid) = stack.pop() {
             stack.extend(kids_of(&kid));
             below.push(kid);
@@ -445,7 +447,7 @@ impl Document {
         for name in below.iter().rev() {
             self.take_out(name, sink);
         }
-        self.take_out(&id, sink);
+        self.take_out(text, sink);
         sink.record(|| Diff::Remove { id });
         Ok(false)
     }
@@ -481,9 +483,10 @@ impl Document {
         value: Option<Value>,
         sink: &mut Sink<'_>,
     ) -> Result<bool, DropReason> {
+        let text = id.as_str();
         let attrs = &self
             .objects
-            .get(&id)
+            .get(text)
             .ok_or(DropReason::MissingTarget)?
             .attrs;
         let new_parent = match &value {
@@ -495,7 +498,7 @@ impl Document {
             if !self.objects.contains_key(p) {
                 return Err(DropReason::MissingParent);
             }
-            if self.is_self_or_descendant(p, &id) {
+            if self.is_self_or_descendant(p, text) {
                 return Err(DropReason::ParentCycle);
             }
         }
@@ -505,13 +508,13 @@ impl Document {
         unlink(&mut self.children, old_parent, z, &id);
         let fresh_z = link(&mut self.children, new_parent.unwrap_or(ROOT), z, &id);
         let amended = fresh_z.is_some();
-        let old_parent_value = self.put_attr(&id, PARENT, value.clone());
+        let old_parent_value = self.put_attr(text, PARENT, value.clone());
         sink.record(|| Diff::set(id.clone(), PARENT, value));
         // Undo goes back to the old parent first, where the old z is still
         // free, then restores the z (written in reverse, see `Sink`).
         if let Some(fresh) = &fresh_z {
             let fresh = Some(Value::String(fresh.clone()));
-            let old_z = self.put_attr(&id, Z, fresh.clone());
+            let old_z = self.put_attr(text, Z, fresh.clone());
             sink.record(|| Diff::set(id.clone(), Z, fresh));
             sink.invert(|| Diff::set(id.clone(), Z, old_z));
         }
@@ -525,9 +528,10 @@ impl Document {
         value: Option<Value>,
         sink: &mut Sink<'_>,
     ) -> Result<bool, DropReason> {
+        let text = id.as_str();
         let attrs = &self
             .objects
-            .get(&id)
+            .get(text)
             .ok_or(DropReason::MissingTarget)?
             .attrs;
         let wanted = match &value {
@@ -541,7 +545,7 @@ impl Document {
         let amended = fresh_z.is_some();
         let new_z = fresh_z.unwrap_or(wanted);
         let value = (!new_z.is_empty()).then_some(Value::String(new_z));
-        let old = self.put_attr(&id, Z, value.clone());
+        let old = self.put_attr(text, Z, value.clone());
         sink.invert(|| Diff::set(id.clone(), Z, old));
         sink.record(|| Diff::set(id, Z, value));
         Ok(amended)
@@ -550,12 +554,16 @@ impl Document {
     fn set_plain(
         &mut self,
         id: ObjectId,
-        key: String,
+        key: AttrName,
         mut value: Option<Value>,
         sink: &mut Sink<'_>,
     ) -> Result<bool, DropReason> {
         // One lookup of the object for the checks and the write.
-        let object = self.objects.get_mut(&id).ok_or(DropReason::MissingTarget)?;
+        let text = id.as_str();
+        let object = self
+            .objects
+            .get_mut(text)
+            .ok_or(DropReason::MissingTarget)?;
         let attrs = &object.attrs;
         if let Some(v) = &value {
             check_attr(&self.limits, &key, v)?;
@@ -568,7 +576,7 @@ impl Document {
         }
         let sum = self.summing.then_some(&mut self.checksum);
         if sink.applied.is_some() {
-            let old = put(object, sum, &id, &key, value.clone());
+            let old = put(object, sum, text, &key, value.clone());
             sink.invert(|| Diff::Set {
                 id: id.clone(),
                 key: key.clone(),
@@ -578,7 +586,7 @@ impl Document {
         } else {
             // Nothing recorded as applied: the id and key move into the
             // inverse instead of being copied.
-            let old = put(object, sum, &id, &key, value.take());
+            let old = put(object, sum, text, &key, value.take());
             sink.invert(|| Diff::Set {
                 id,
                 key,
@@ -716,7 +724,7 @@ impl Builder {
         for (parent, kids) in self.groups {
             if parent != ROOT && !self.objects.contains_key(parent.as_str()) {
                 let (_, _, child) = &kids[0];
-                return Err(SnapshotError::DanglingParent(child.to_string()));
+                return Err(SnapshotError::DanglingParent(child.clone()));
             }
             children.insert(parent, Siblings::new(kids));
         }
@@ -1230,6 +1238,7 @@ mod tests {
         attr_index, whole_object_term, Builder, Document, Key, Member, Siblings, FEW, UNKNOWN_TERM,
     };
     use crate::diff::{Attrs, Diff};
+    use compact_str::format_compact;
     use serde_json::json;
     use std::collections::BTreeSet;
 
@@ -1256,7 +1265,7 @@ mod tests {
         }
 
         fn next(&mut self) -> Diff {
-            let id = format!("o{}", self.below(12));
+            let id = format_compact!("o{}", self.below(12));
             let other = json!(format!("o{}", self.below(12)));
             let z = json!(["80", "7f80", "8180", "a080"][self.below(4) as usize]);
             let number = json!(self.below(100));
