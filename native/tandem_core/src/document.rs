@@ -73,6 +73,12 @@ pub struct Applied {
     pub amended: bool,
 }
 
+/// [`PARENT`] and [`Z`] as attribute names, made at compile time: the
+/// diffs that set them (a move, a reorder and their inverses) copy the name
+/// instead of encoding its text each time.
+const PARENT_NAME: AttrName = AttrName::const_new(PARENT);
+const Z_NAME: AttrName = AttrName::const_new(Z);
+
 /// Key of the sibling group of root objects.
 const ROOT: &str = "";
 
@@ -401,7 +407,7 @@ impl Document {
         let fresh_z = link(&mut self.children, parent, z, &id);
         let amended = fresh_z.is_some();
         if let Some(fresh) = fresh_z {
-            attrs.insert(Z.into(), Value::String(fresh));
+            attrs.insert(Z_NAME, Value::String(fresh));
         }
         sink.invert(|| Diff::Remove { id: id.clone() });
         match &mut sink.applied {
@@ -508,17 +514,17 @@ impl Document {
         unlink(&mut self.children, old_parent, z, &id);
         let fresh_z = link(&mut self.children, new_parent.unwrap_or(ROOT), z, &id);
         let amended = fresh_z.is_some();
-        let old_parent_value = self.put_attr(text, PARENT, value.clone());
-        sink.record(|| Diff::set(id.clone(), PARENT, value));
+        let old_parent_value = self.put_attr(text, &PARENT_NAME, value.clone());
+        sink.record(|| Diff::set(id.clone(), PARENT_NAME, value));
         // Undo goes back to the old parent first, where the old z is still
         // free, then restores the z (written in reverse, see `Sink`).
         if let Some(fresh) = &fresh_z {
             let fresh = Some(Value::String(fresh.clone()));
-            let old_z = self.put_attr(text, Z, fresh.clone());
-            sink.record(|| Diff::set(id.clone(), Z, fresh));
-            sink.invert(|| Diff::set(id.clone(), Z, old_z));
+            let old_z = self.put_attr(text, &Z_NAME, fresh.clone());
+            sink.record(|| Diff::set(id.clone(), Z_NAME, fresh));
+            sink.invert(|| Diff::set(id.clone(), Z_NAME, old_z));
         }
-        sink.invert(|| Diff::set(id.clone(), PARENT, old_parent_value));
+        sink.invert(|| Diff::set(id.clone(), PARENT_NAME, old_parent_value));
         Ok(amended)
     }
 
@@ -545,9 +551,9 @@ impl Document {
         let amended = fresh_z.is_some();
         let new_z = fresh_z.unwrap_or(wanted);
         let value = (!new_z.is_empty()).then_some(Value::String(new_z));
-        let old = self.put_attr(text, Z, value.clone());
-        sink.invert(|| Diff::set(id.clone(), Z, old));
-        sink.record(|| Diff::set(id, Z, value));
+        let old = self.put_attr(text, &Z_NAME, value.clone());
+        sink.invert(|| Diff::set(id.clone(), Z_NAME, old));
+        sink.record(|| Diff::set(id, Z_NAME, value));
         Ok(amended)
     }
 
@@ -598,7 +604,7 @@ impl Document {
 
     /// Replaces one attribute of an existing object, keeping the checksum
     /// current; returns the old value. Indices are the caller's business.
-    fn put_attr(&mut self, id: &str, key: &str, value: Option<Value>) -> Option<Value> {
+    fn put_attr(&mut self, id: &str, key: &AttrName, value: Option<Value>) -> Option<Value> {
         let object = self.objects.get_mut(id).expect("caller checked existence");
         put(
             object,
@@ -742,16 +748,17 @@ impl Builder {
     }
 }
 
-/// Replaces attribute `key` of object `id`, keeping `sum` and the object's
+/// Replaces attribute `name` of object `id`, keeping `sum` and the object's
 /// cached term current when `sum` is given (the term becomes unknown when
-/// not); returns the old value.
+/// not); returns the old value. A new attribute's name is a copy of `name`.
 fn put(
     object: &mut Object,
     sum: Option<&mut Checksum>,
     id: &str,
-    key: &str,
+    name: &AttrName,
     value: Option<Value>,
 ) -> Option<Value> {
+    let key = name.as_str();
     let new_term = match (&sum, &value) {
         (Some(_), Some(v)) => attr_term(id, key, v),
         _ => 0,
@@ -763,7 +770,7 @@ fn put(
                 let (_, slot) = attrs.iter_mut().nth(at).expect("a found index");
                 Some(std::mem::replace(slot, v))
             }
-            Err(_) => attrs.insert(key.into(), v),
+            Err(_) => attrs.insert(name.clone(), v),
         },
         None => attrs.remove(key),
     };
