@@ -280,7 +280,7 @@ impl<'t> Cursor<'t> {
     fn diff(&mut self) -> Option<Diff> {
         self.eat("{\"op\":\"")?;
         let diff = if self.eat("add\",\"id\":").is_some() {
-            let id = self.string()?.to_owned();
+            let id = self.string()?.into();
             self.eat(",\"attrs\":")?;
             Diff::Add {
                 id,
@@ -288,13 +288,13 @@ impl<'t> Cursor<'t> {
             }
         } else if self.eat("remove\",\"id\":").is_some() {
             Diff::Remove {
-                id: self.string()?.to_owned(),
+                id: self.string()?.into(),
             }
         } else {
             self.eat("set\",\"id\":")?;
-            let id = self.string()?.to_owned();
+            let id = self.string()?.into();
             self.eat(",\"key\":")?;
-            let key = self.string()?.to_owned();
+            let key = self.string()?.into();
             let value = match self.eat(",\"value\":") {
                 // `null` is no value, as when it is left out.
                 Some(()) => Some(self.value(0)?).filter(|v| !v.is_null()),

@@ -6,6 +6,7 @@
 #[global_allocator]
 static ALLOCATOR: tandem_alloc::Allocator = tandem_alloc::Allocator;
 
+use compact_str::format_compact;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use serde_json::json;
 use std::hint::black_box;
@@ -29,7 +30,7 @@ fn layer(i: usize, z: &str) -> Diff {
     attrs.insert("y".into(), json!(i / 1000));
     attrs.insert("z".into(), json!(z));
     Diff::Add {
-        id: format!("obj-{i:06}"),
+        id: format_compact!("obj-{i:06}"),
         attrs,
     }
 }
@@ -46,7 +47,7 @@ fn sets(n: usize, objects: usize, round: usize) -> Vec<Diff> {
     (0..n)
         .map(|i| {
             Diff::set(
-                format!("obj-{:06}", i % objects),
+                format_compact!("obj-{:06}", i % objects),
                 "x",
                 Some(json!(i + round)),
             )

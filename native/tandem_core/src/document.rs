@@ -8,7 +8,7 @@
 //! replayed anywhere produces the same document.
 
 use crate::checksum::{attr_term, copy_short, whole_object_term, Checksum};
-use crate::diff::{Attrs, Diff, ObjectId, PARENT, Z};
+use crate::diff::{AttrName, Attrs, Diff, ObjectId, PARENT, Z};
 use crate::limits::{Limits, ValueFault};
 use crate::zindex;
 use compact_str::CompactString;
@@ -72,6 +72,12 @@ pub struct Applied {
     /// Whether `diffs` differ from the diff that came in.
     pub amended: bool,
 }
+
+/// [`PARENT`] and [`Z`] as attribute names, made at compile time: the
+/// diffs that set them (a move, a reorder and their inverses) copy the name
+/// instead of encoding its text each time.
+const PARENT_NAME: AttrName = AttrName::const_new(PARENT);
+const Z_NAME: AttrName = AttrName::const_new(Z);
 
 /// Key of the sibling group of root objects.
 const ROOT: &str = "";
@@ -391,10 +397,11 @@ impl Document {
         mut attrs: Attrs,
         sink: &mut Sink<'_>,
     ) -> Result<bool, DropReason> {
-        if !Limits::name_ok(&id, self.limits.max_id_bytes) {
+        let text = id.as_str();
+        if !Limits::name_ok(text, self.limits.max_id_bytes) {
             return Err(DropReason::InvalidId);
         }
-        if self.objects.contains_key(&id) {
+        if self.objects.contains_key(text) {
             return Err(DropReason::DuplicateAdd);
         }
         if self.objects.len() >= self.limits.max_objects {
@@ -408,7 +415,7 @@ impl Document {
         let fresh_z = link(&mut self.children, parent, z, &id);
         let amended = fresh_z.is_some();
         if let Some(fresh) = fresh_z {
-            attrs.insert(Z.into(), Value::String(fresh));
+            attrs.insert(Z_NAME, Value::String(fresh));
         }
         sink.invert(|| Diff::Remove { id: id.clone() });
         match &mut sink.applied {
@@ -434,7 +441,8 @@ impl Document {
     }
 
     fn remove(&mut self, id: ObjectId, sink: &mut Sink<'_>) -> Result<bool, DropReason> {
-        if !self.objects.contains_key(&id) {
+        let text = id.as_str();
+        if !self.objects.contains_key(text) {
             return Err(DropReason::MissingTarget);
         }
         // The descendants in pre-order, so that the inverse re-adds every
@@ -444,7 +452,7 @@ impl Document {
             kids.rev().map(|(_, _, kid)| kid.clone())
         };
         let (mut below, mut stack) = (Vec::new(), Vec::new());
-        stack.extend(kids_of(&id));
+        stack.extend(kids_of(text));
         while let Some(kid) = stack.pop() {
             stack.extend(kids_of(&kid));
             below.push(kid);
@@ -453,7 +461,7 @@ impl Document {
         for name in below.iter().rev() {
             self.take_out(name, sink);
         }
-        self.take_out(&id, sink);
+        self.take_out(text, sink);
         sink.record(|| Diff::Remove { id });
         Ok(false)
     }
@@ -489,9 +497,10 @@ impl Document {
         value: Option<Value>,
         sink: &mut Sink<'_>,
     ) -> Result<bool, DropReason> {
+        let text = id.as_str();
         let attrs = &self
             .objects
-            .get(&id)
+            .get(text)
             .ok_or(DropReason::MissingTarget)?
             .attrs;
         let new_parent = match &value {
@@ -503,7 +512,7 @@ impl Document {
             if !self.objects.contains_key(p) {
                 return Err(DropReason::MissingParent);
             }
-            if self.is_self_or_descendant(p, &id) {
+            if self.is_self_or_descendant(p, text) {
                 return Err(DropReason::ParentCycle);
             }
         }
@@ -513,17 +522,17 @@ impl Document {
         unlink(&mut self.children, old_parent, z, &id);
         let fresh_z = link(&mut self.children, new_parent.unwrap_or(ROOT), z, &id);
         let amended = fresh_z.is_some();
-        let old_parent_value = self.put_attr(&id, PARENT, value.clone());
-        sink.record(|| Diff::set(id.clone(), PARENT, value));
+        let old_parent_value = self.put_attr(text, &PARENT_NAME, value.clone());
+        sink.record(|| Diff::set(id.clone(), PARENT_NAME, value));
         // Undo goes back to the old parent first, where the old z is still
         // free, then restores the z (written in reverse, see `Sink`).
         if let Some(fresh) = &fresh_z {
             let fresh = Some(Value::String(fresh.clone()));
-            let old_z = self.put_attr(&id, Z, fresh.clone());
-            sink.record(|| Diff::set(id.clone(), Z, fresh));
-            sink.invert(|| Diff::set(id.clone(), Z, old_z));
+            let old_z = self.put_attr(text, &Z_NAME, fresh.clone());
+            sink.record(|| Diff::set(id.clone(), Z_NAME, fresh));
+            sink.invert(|| Diff::set(id.clone(), Z_NAME, old_z));
         }
-        sink.invert(|| Diff::set(id.clone(), PARENT, old_parent_value));
+        sink.invert(|| Diff::set(id.clone(), PARENT_NAME, old_parent_value));
         Ok(amended)
     }
 
@@ -533,9 +542,10 @@ impl Document {
         value: Option<Value>,
         sink: &mut Sink<'_>,
     ) -> Result<bool, DropReason> {
+        let text = id.as_str();
         let attrs = &self
             .objects
-            .get(&id)
+            .get(text)
             .ok_or(DropReason::MissingTarget)?
             .attrs;
         let wanted = match &value {
@@ -549,21 +559,25 @@ impl Document {
         let amended = fresh_z.is_some();
         let new_z = fresh_z.unwrap_or(wanted);
         let value = (!new_z.is_empty()).then_some(Value::String(new_z));
-        let old = self.put_attr(&id, Z, value.clone());
-        sink.invert(|| Diff::set(id.clone(), Z, old));
-        sink.record(|| Diff::set(id, Z, value));
+        let old = self.put_attr(text, &Z_NAME, value.clone());
+        sink.invert(|| Diff::set(id.clone(), Z_NAME, old));
+        sink.record(|| Diff::set(id, Z_NAME, value));
         Ok(amended)
     }
 
     fn set_plain(
         &mut self,
         id: ObjectId,
-        key: String,
+        key: AttrName,
         mut value: Option<Value>,
         sink: &mut Sink<'_>,
     ) -> Result<bool, DropReason> {
         // One lookup of the object for the checks and the write.
-        let object = self.objects.get_mut(&id).ok_or(DropReason::MissingTarget)?;
+        let text = id.as_str();
+        let object = self
+            .objects
+            .get_mut(text)
+            .ok_or(DropReason::MissingTarget)?;
         let attrs = &object.attrs;
         if let Some(v) = &value {
             check_attr(&self.limits, &key, v)?;
@@ -576,7 +590,7 @@ impl Document {
         }
         let sum = self.summing.then_some(&mut self.checksum);
         if sink.applied.is_some() {
-            let old = put(object, sum, &id, &key, value.clone());
+            let old = put(object, sum, text, &key, value.clone());
             sink.invert(|| Diff::Set {
                 id: id.clone(),
                 key: key.clone(),
@@ -586,7 +600,7 @@ impl Document {
         } else {
             // Nothing recorded as applied: the id and key move into the
             // inverse instead of being copied.
-            let old = put(object, sum, &id, &key, value.take());
+            let old = put(object, sum, text, &key, value.take());
             sink.invert(|| Diff::Set {
                 id,
                 key,
@@ -598,7 +612,7 @@ impl Document {
 
     /// Replaces one attribute of an existing object, keeping the checksum
     /// current; returns the old value. Indices are the caller's business.
-    fn put_attr(&mut self, id: &str, key: &str, value: Option<Value>) -> Option<Value> {
+    fn put_attr(&mut self, id: &str, key: &AttrName, value: Option<Value>) -> Option<Value> {
         let object = self.objects.get_mut(id).expect("caller checked existence");
         put(
             object,
@@ -724,7 +738,7 @@ impl Builder {
         for (parent, kids) in self.groups {
             if parent != ROOT && !self.objects.contains_key(parent.as_str()) {
                 let (_, _, child) = &kids[0];
-                return Err(SnapshotError::DanglingParent(child.to_string()));
+                return Err(SnapshotError::DanglingParent(child.clone()));
             }
             children.insert(parent, Siblings::new(kids));
         }
@@ -742,16 +756,17 @@ impl Builder {
     }
 }
 
-/// Replaces attribute `key` of object `id`, keeping `sum` and the object's
+/// Replaces attribute `name` of object `id`, keeping `sum` and the object's
 /// cached term current when `sum` is given (the term becomes unknown when
-/// not); returns the old value.
+/// not); returns the old value. A new attribute's name is a copy of `name`.
 fn put(
     object: &mut Object,
     sum: Option<&mut Checksum>,
     id: &str,
-    key: &str,
+    name: &AttrName,
     value: Option<Value>,
 ) -> Option<Value> {
+    let key = name.as_str();
     let new_term = match (&sum, &value) {
         (Some(_), Some(v)) => attr_term(id, key, v),
         _ => 0,
@@ -763,7 +778,7 @@ fn put(
                 let (_, slot) = attrs.iter_mut().nth(at).expect("a found index");
                 Some(std::mem::replace(slot, v))
             }
-            Err(_) => attrs.insert(key.into(), v),
+            Err(_) => attrs.insert(name.clone(), v),
         },
         None => attrs.remove(key),
     };
@@ -810,7 +825,7 @@ fn link(
     children: &mut FxHashMap<Name, Siblings>,
     parent: &str,
     z: &str,
-    id: &str,
+    id: &ObjectId,
 ) -> Option<String> {
     let key = Key::new(z, id);
     let Some(kids) = children.get_mut(parent) else {
@@ -827,7 +842,7 @@ fn link(
 
 /// Takes `id` at `z` out of the children of `parent`, and the group out of
 /// the index when it was the last.
-fn unlink(children: &mut FxHashMap<Name, Siblings>, parent: &str, z: &str, id: &str) {
+fn unlink(children: &mut FxHashMap<Name, Siblings>, parent: &str, z: &str, id: &ObjectId) {
     if let Some(kids) = children.get_mut(parent) {
         kids.remove(&Key::new(z, id));
         if kids.is_empty() {
@@ -1047,15 +1062,17 @@ impl ExactSizeIterator for Children<'_> {}
 
 /// A sibling key (z, id) being looked up, borrowed (finding a member
 /// copies nothing), with the leading word of its z computed once per
-/// search.
+/// search. The id is borrowed as the object's own [`ObjectId`]: entering
+/// the key copies it as it is (an inline id is 24 bytes copied) instead of
+/// encoding its text again.
 struct Key<'a> {
     word: u64,
     z: &'a str,
-    id: &'a str,
+    id: &'a ObjectId,
 }
 
 impl<'a> Key<'a> {
-    fn new(z: &'a str, id: &'a str) -> Key<'a> {
+    fn new(z: &'a str, id: &'a ObjectId) -> Key<'a> {
         Key {
             word: leading_word(z.as_bytes()),
             z,
@@ -1064,7 +1081,7 @@ impl<'a> Key<'a> {
     }
 
     fn member(&self) -> Member {
-        (self.word, Name::from(self.z), Name::from(self.id))
+        (self.word, Name::from(self.z), self.id.clone())
     }
 
     /// The order of `kid`'s z to this key's z ([`cmp_names`]).
@@ -1076,7 +1093,8 @@ impl<'a> Key<'a> {
     /// The order of member `kid` to this key: by z, then id.
     #[inline]
     fn cmp_member(&self, kid: &Member) -> Ordering {
-        self.cmp_z(kid).then_with(|| kid.2.as_str().cmp(self.id))
+        self.cmp_z(kid)
+            .then_with(|| kid.2.as_str().cmp(self.id.as_str()))
     }
 }
 
@@ -1285,11 +1303,12 @@ impl<'de> Deserialize<'de> for Document {
 #[cfg(test)]
 mod tests {
     use super::{
-        attr_index, whole_object_term, Builder, Document, Key, Member, Siblings, FEW, ROOT,
+        attr_index, whole_object_term, Builder, Document, Key, Member, Name, Siblings, FEW, ROOT,
         UNKNOWN_TERM,
     };
     use crate::diff::{Attrs, Diff};
     use crate::zindex;
+    use compact_str::format_compact;
     use serde_json::json;
     use std::collections::BTreeSet;
 
@@ -1316,7 +1335,7 @@ mod tests {
         }
 
         fn next(&mut self) -> Diff {
-            let id = format!("o{}", self.below(12));
+            let id = format_compact!("o{}", self.below(12));
             let other = json!(format!("o{}", self.below(12)));
             let z = json!(["80", "7f80", "8180", "a080"][self.below(4) as usize]);
             let number = json!(self.below(100));
@@ -1359,10 +1378,11 @@ mod tests {
             for kid_z in &names {
                 for (id, kid_id) in [("a", "a"), ("a", "b"), ("b", "a")] {
                     let want = (kid_z.as_str(), kid_id).cmp(&(z.as_str(), id));
-                    let kid: Member = Key::new(kid_z, kid_id).member();
-                    assert_eq!(Key::new(z, id).cmp_member(&kid), want, "{kid_z:?} {z:?}");
+                    let (id, kid_id) = (Name::from(id), Name::from(kid_id));
+                    let kid: Member = Key::new(kid_z, &kid_id).member();
+                    assert_eq!(Key::new(z, &id).cmp_member(&kid), want, "{kid_z:?} {z:?}");
                     // The B-tree's order.
-                    assert_eq!(kid.cmp(&Key::new(z, id).member()), want, "{kid_z:?} {z:?}");
+                    assert_eq!(kid.cmp(&Key::new(z, &id).member()), want, "{kid_z:?} {z:?}");
                 }
             }
         }
@@ -1381,11 +1401,11 @@ mod tests {
             let id = format!("o{}", diffs.below(400));
             match model.iter().find(|(_, kid)| *kid == id).cloned() {
                 None if entering => {
-                    kids.insert(&Key::new(&z, &id));
+                    kids.insert(&Key::new(&z, &id.as_str().into()));
                     model.insert((z.clone(), id));
                 }
                 Some((kz, id)) if !entering => {
-                    kids.remove(&Key::new(&kz, &id));
+                    kids.remove(&Key::new(&kz, &id.as_str().into()));
                     model.remove(&(kz, id));
                 }
                 _ => {}
@@ -1401,7 +1421,9 @@ mod tests {
             assert!(pairs(kids.iter()).iter().eq(&model), "round {round}");
             let from = model.iter().filter(|(kz, _)| *kz >= z);
             assert!(
-                pairs(kids.not_below(&Key::new(&z, ""))).iter().eq(from),
+                pairs(kids.not_below(&Key::new(&z, &Name::default())))
+                    .iter()
+                    .eq(from),
                 "round {round}"
             );
         }
@@ -1446,7 +1468,10 @@ mod tests {
             if let Some(parent) = parent {
                 attrs.insert("parent".into(), json!(parent));
             }
-            Diff::Add { id, attrs }
+            Diff::Add {
+                id: id.into(),
+                attrs,
+            }
         };
         let mut diffs: Vec<Diff> = (0..200)
             .rev()

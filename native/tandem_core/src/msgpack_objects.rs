@@ -35,7 +35,7 @@
 
 use crate::checksum::Checksum;
 use crate::codec::{DecodeError, MAX_DECODE_DEPTH};
-use crate::diff::{AttrName, Attrs};
+use crate::diff::{AttrName, Attrs, ObjectId};
 use crate::document::{check_each_attr, Builder, Document, Reserved, SnapshotError};
 use crate::limits::Limits;
 use crate::DropReason;
@@ -54,7 +54,7 @@ pub(crate) fn read_document(
     let mut builder = Builder::new(limits, count.min(reader.rest.len() / 2), known);
     let mut names = Names::default();
     for _ in 0..count {
-        let id = reader.str()?.to_owned();
+        let id = ObjectId::from(reader.str()?);
         let len = reader.map_len()?;
         let (attrs, reserved) = names.read_attrs(&mut reader, len, builder.limits())?;
         builder.push_checked(id, attrs, reserved).map_err(invalid)?;
@@ -394,7 +394,7 @@ mod tests {
             "long": "x".repeat(300), "list": [1, "two", [3.25], {"four": [null]}],
             "map": {"a": {"b": {"c": []}}}
         });
-        let objects = [("a".to_owned(), serde_json::from_value(attrs).unwrap())];
+        let objects = [("a".into(), serde_json::from_value(attrs).unwrap())];
         let doc = Document::from_objects(objects, Limits::default()).unwrap();
         let back = read(&codec::to_msgpack(&doc)).unwrap();
         assert_eq!(back, doc);
@@ -416,12 +416,12 @@ mod tests {
             (0..16).map(|i| (format!("k{i}"), json!(i))).collect();
         attrs["map16"] = Value::Object(many);
         let objects = [
-            ("root".to_owned(), serde_json::from_value(attrs).unwrap()),
+            ("root".into(), serde_json::from_value(attrs).unwrap()),
             (
-                "kid".to_owned(),
+                "kid".into(),
                 serde_json::from_value(json!({"parent": "root", "z": "80"})).unwrap(),
             ),
-            ("ünï".to_owned(), Attrs::new()),
+            ("ünï".into(), Attrs::new()),
         ];
         let limits = Limits {
             max_value_bytes: 1 << 20,
@@ -581,7 +581,7 @@ mod tests {
                 for &(name, value) in attrs {
                     map.insert(NAMES[name].into(), value_of(value));
                 }
-                (format!("o{i}"), map)
+                (ObjectId::from(format!("o{i}")), map)
             });
             let expected = Document::from_objects(expected, limits.clone());
             let back = read_document(&write(&objects), limits, None);

@@ -171,7 +171,7 @@ mod tests {
             ),
         ];
         Document::from_objects(
-            objects.map(|(id, attrs)| (id.to_owned(), serde_json::from_value(attrs).unwrap())),
+            objects.map(|(id, attrs)| (id.into(), serde_json::from_value(attrs).unwrap())),
             Limits::default(),
         )
         .unwrap()

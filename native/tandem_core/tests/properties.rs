@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use tandem_core::codec;
 use tandem_core::document::SnapshotError;
 use tandem_core::room::{IncomingBatch, LogBounds, Submitted};
-use tandem_core::{Attrs, Diff, Document, Limits, Replica, Room, ServerBatch};
+use tandem_core::{Attrs, Diff, Document, Limits, ObjectId, Replica, Room, ServerBatch};
 
 /// A document built by `steps` random batches.
 fn random_document(g: &mut Gen, steps: usize) -> Document {
@@ -149,7 +149,7 @@ proptest! {
             if let Some(p) = parent {
                 attrs.insert("parent".into(), serde_json::json!(format!("o{p}")));
             }
-            (format!("o{i}"), attrs)
+            (ObjectId::from(format!("o{i}")), attrs)
         });
         let built = Document::from_objects(objects, Limits::default());
         let loops = (0..n).any(|start| {
@@ -212,13 +212,13 @@ fn hostile_diff() -> impl Strategy<Value = Diff> {
             proptest::collection::btree_map(key.clone(), hostile_value(), 0..6)
         )
             .prop_map(|(id, attrs)| Diff::Add {
-                id,
+                id: id.into(),
                 attrs: attrs.into_iter().map(|(k, v)| (k.into(), v)).collect()
             }),
-        id.clone().prop_map(|id| Diff::Remove { id }),
+        id.clone().prop_map(|id| Diff::Remove { id: id.into() }),
         (id, key, proptest::option::of(hostile_value())).prop_map(|(id, key, value)| Diff::Set {
-            id,
-            key,
+            id: id.into(),
+            key: key.into(),
             value
         }),
     ]

@@ -517,7 +517,7 @@ mod tests {
     #[test]
     fn the_diffs_as_sent_are_the_json_the_client_made_of_them() {
         let diffs = vec![
-            Diff::set("a{\"diffs\",{".to_owned(), "name", Some(json!("}]"))),
+            Diff::set("a{\"diffs\",{", "name", Some(json!("}]"))),
             Diff::Remove { id: "b".into() },
         ];
         let batch = IncomingBatch {

@@ -2,13 +2,13 @@
 //! current local view, so that edits collide the way people's do: the same
 //! objects, the same z slots, subtrees others are deleting.
 
+use compact_str::format_compact;
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
-use std::fmt::Write;
 use tandem_core::diff::{PARENT, Z};
 use tandem_core::document::Children;
-use tandem_core::{zindex, Attrs, Diff, Document};
+use tandem_core::{zindex, Attrs, Diff, Document, ObjectId};
 
 /// One thing a simulated user does.
 #[derive(Clone, Debug, PartialEq)]
@@ -31,16 +31,21 @@ pub fn next_operation(rng: &mut ChaCha8Rng, view: &Document, who: usize, serial:
     let none = view.is_empty();
     let mut pick = |rng: &mut ChaCha8Rng| {
         if ids.is_empty() {
-            let all = view.objects().map(|(id, _)| (leading(id), id.as_str()));
+            // Each id's text read once (an inline id is decoded to read it).
+            let all = view
+                .objects()
+                .map(|(id, _)| id.as_str())
+                .map(|id| (leading(id), id));
             ids.extend(all);
         }
         let k = rng.random_range(0..ids.len());
-        ids.select_nth_unstable(k).1 .1.to_owned()
+        ObjectId::from(ids.select_nth_unstable(k).1 .1)
     };
     let roll = rng.random_range(0..100);
     if none || roll < 25 {
         let parent = (!none && rng.random_bool(0.4)).then(|| pick(rng));
-        return Operation::Edit(vec![add(rng, view, parent, new_id('o', who, serial))]);
+        let id = format_compact!("o{who}-{serial}");
+        return Operation::Edit(vec![add(rng, view, parent, id)]);
     }
     match roll {
         25..=34 => Operation::Edit(vec![Diff::Remove { id: pick(rng) }]),
@@ -63,22 +68,14 @@ pub fn next_operation(rng: &mut ChaCha8Rng, view: &Document, who: usize, serial:
         }
         82..=86 => {
             // A group: a new parent and a child in one batch.
-            let parent = new_id('g', who, serial);
-            let child = add(rng, view, Some(parent.clone()), new_id('c', who, serial));
+            let parent = format_compact!("g{who}-{serial}");
+            let id = format_compact!("c{who}-{serial}");
+            let child = add(rng, view, Some(parent.clone()), id);
             Operation::Edit(vec![add(rng, view, None, parent), child])
         }
         87..=94 => Operation::Undo,
         _ => Operation::Redo,
     }
-}
-
-/// A new object's id, unique in the run: `kind`, the user, the serial number
-/// of the operation. Written into room enough for it: `format!` would guess
-/// four bytes from its literal text and grow the string twice.
-fn new_id(kind: char, who: usize, serial: u64) -> String {
-    let mut id = String::with_capacity(24);
-    write!(id, "{kind}{who}-{serial}").expect("a String takes any text");
-    id
 }
 
 /// The first eight bytes of `id`, zero-padded, big-endian: a number whose
@@ -94,7 +91,7 @@ fn leading(id: &str) -> u64 {
     u64::from_be_bytes(first)
 }
 
-fn add(rng: &mut ChaCha8Rng, view: &Document, parent: Option<String>, id: String) -> Diff {
+fn add(rng: &mut ChaCha8Rng, view: &Document, parent: Option<ObjectId>, id: ObjectId) -> Diff {
     let mut attrs = Attrs::new();
     attrs.insert("name".into(), json!(["layer ", &id].concat()));
     attrs.insert("color".into(), random_value(rng));

@@ -6,7 +6,7 @@
 
 use serde_json::{json, Value};
 use tandem_core::diff::{PARENT, Z};
-use tandem_core::{zindex, Attrs, Diff, Document};
+use tandem_core::{zindex, Attrs, Diff, Document, ObjectId};
 
 /// SplitMix64: small, seedable, identical everywhere, enough for test data.
 pub struct Gen(u64);
@@ -38,8 +38,8 @@ impl Gen {
     }
 }
 
-fn ids(doc: &Document) -> Vec<String> {
-    let mut ids: Vec<String> = doc.objects().map(|(id, _)| id.clone()).collect();
+fn ids(doc: &Document) -> Vec<ObjectId> {
+    let mut ids: Vec<ObjectId> = doc.objects().map(|(id, _)| id.clone()).collect();
     ids.sort();
     ids
 }
@@ -88,7 +88,10 @@ pub fn diff(g: &mut Gen, doc: &Document, fresh: String) -> Diff {
         if let Some(p) = parent {
             attrs.insert(PARENT.into(), json!(p));
         }
-        return Diff::Add { id: fresh, attrs };
+        return Diff::Add {
+            id: fresh.into(),
+            attrs,
+        };
     }
     let id = g.pick(&ids).clone();
     match g.below(10) {
@@ -107,7 +110,7 @@ pub fn diff(g: &mut Gen, doc: &Document, fresh: String) -> Diff {
             Diff::set(id, Z, (!g.chance(5)).then(|| json!(z)))
         }
         5 => Diff::Remove {
-            id: format!("ghost-{}", g.below(3)),
+            id: format!("ghost-{}", g.below(3)).into(),
         },
         _ => {
             let key = *g.pick(&["name", "color", "x", "y"]);
