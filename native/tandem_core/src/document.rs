@@ -1006,6 +1006,14 @@ impl<'a> Iterator for Members<'a> {
             Members::Many(kids) => kids.next(),
         }
     }
+
+    /// A small group's vector skips to the k-th member at once.
+    fn nth(&mut self, n: usize) -> Option<Self::Item> {
+        match self {
+            Members::Few(kids) => kids.nth(n),
+            Members::Many(kids) => kids.nth(n),
+        }
+    }
 }
 
 impl DoubleEndedIterator for Members<'_> {
@@ -1035,11 +1043,7 @@ impl<'a> Iterator for Children<'a> {
 
     fn nth(&mut self, n: usize) -> Option<&'a str> {
         self.left = self.left.saturating_sub(n + 1);
-        let member = match &mut self.members {
-            Members::Few(kids) => kids.nth(n),
-            Members::Many(kids) => kids.nth(n),
-        };
-        member.map(|(_, _, id)| id.as_str())
+        self.members.nth(n).map(|(_, _, id)| id.as_str())
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {

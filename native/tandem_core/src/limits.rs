@@ -82,18 +82,14 @@ impl Limits {
     /// cost more than the measuring; it returns the fault the walk would
     /// (the container's own size is checked before its members' depth).
     fn check_nested(&self, value: &Value) -> Result<(), ValueFault> {
-        let (own, members) = match value {
-            Value::Array(items) => (2 + items.len(), items.len()),
+        let (own, members, scalars) = match value {
+            Value::Array(items) => (2 + items.len(), items.len(), flat_size(items.iter())),
             Value::Object(map) => (
                 2 + 4 * map.len() + map.keys().map(String::len).sum::<usize>(),
                 map.len(),
+                flat_size(map.values()),
             ),
             _ => unreachable!("only arrays and objects are nested"),
-        };
-        let scalars = match value {
-            Value::Array(items) => flat_size(items.iter()),
-            Value::Object(map) => flat_size(map.values()),
-            _ => None,
         };
         let Some(scalars) = scalars else {
             return self.walk(value);
