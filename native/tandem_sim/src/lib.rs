@@ -3,6 +3,7 @@
 
 pub mod net;
 pub mod proxy;
+pub mod region;
 pub mod server;
 pub mod sim;
 pub mod workload;

@@ -1,14 +1,22 @@
 //! `tandem-fuzz`: runs the fuzzy tester. See `tandem_sim` and README.md.
 
-/// A simulated session is mostly small allocations (diffs, frames, values);
-/// mimalloc is the allocator the server's NIF runs the same core on.
+/// A simulated session is mostly small allocations (diffs, frames, values),
+/// all dead when its seed ends: each seed runs in a region
+/// ([`tandem_sim::region`]); everything else, `net` mode included, is served
+/// by mimalloc, the allocator the server's NIF runs the same core on.
 #[global_allocator]
-static ALLOCATOR: tandem_alloc::Allocator = tandem_alloc::Allocator;
+static ALLOCATOR: Region<tandem_alloc::Allocator> = Region::new(tandem_alloc::Allocator);
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 use std::time::Instant;
-use tandem_sim::sim::{run, Counters, SimConfig};
+use tandem_sim::region::{self, Region};
+use tandem_sim::sim::{self, Counters, Report, SimConfig};
+
+/// One seed, its allocations in the region.
+fn run(config: &SimConfig) -> Report {
+    region::scoped(|| sim::run(config))
+}
 
 #[derive(Parser)]
 #[command(
@@ -94,6 +102,9 @@ fn main() -> ExitCode {
                 }
             }
             let elapsed = started.elapsed().as_secs_f64();
+            if region::retired() {
+                println!("note: a block outlived its seed, so later seeds ran outside the region");
+            }
             println!("{total:?}");
             match failed {
                 Some((config, failure)) => {
