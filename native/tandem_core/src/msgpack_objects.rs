@@ -38,9 +38,10 @@ use crate::codec::{DecodeError, MAX_DECODE_DEPTH};
 use crate::diff::{AttrName, Attrs, ObjectId};
 use crate::document::{check_each_attr, Builder, Document, Reserved, SnapshotError};
 use crate::limits::Limits;
+use crate::value::{Members, Value};
 use crate::DropReason;
 use rmp::Marker;
-use serde_json::{Map, Number, Value};
+use serde_json::Number;
 
 /// Builds a document from a MessagePack map of object ids to attribute maps.
 pub(crate) fn read_document(
@@ -98,7 +99,7 @@ fn write_value(out: &mut Vec<u8>, value: &Value) {
         }
         Value::Object(map) => {
             write_map_len(out, map.len());
-            for (key, item) in map {
+            for (key, item) in map.iter() {
                 write_str(out, key);
                 write_value(out, item);
             }
@@ -304,7 +305,7 @@ impl<'a> Reader<'a> {
             Marker::F32 => float(f64::from(f32::from_be_bytes(self.be()?))),
             Marker::F64 => float(f64::from_be_bytes(self.be()?)),
             Marker::FixStr(_) | Marker::Str8 | Marker::Str16 | Marker::Str32 => {
-                Value::String(self.str_after(marker)?.to_owned())
+                Value::String(self.str_after(marker)?.into())
             }
             Marker::FixArray(_)
             | Marker::Array16
@@ -331,12 +332,12 @@ impl<'a> Reader<'a> {
             return Err(error("value nested too deeply"));
         }
         if is_map {
-            let mut map = Map::new();
+            let mut members = Members::default();
             for _ in 0..len {
-                let key = self.str()?.to_owned();
-                map.insert(key, self.value(depth + 1)?);
+                let key = self.str()?.into();
+                members.push(key, self.value(depth + 1)?);
             }
-            return Ok(Value::Object(map));
+            return Ok(Value::Object(members.finish()));
         }
         let mut items = Vec::with_capacity(len.min(self.rest.len()));
         for _ in 0..len {
@@ -412,9 +413,9 @@ mod tests {
             "list16": vec![1; 16], "nested": {"a": {"b": [{}, []]}},
             "z": "80"
         });
-        let many: serde_json::Map<String, Value> =
+        let many: serde_json::Map<String, serde_json::Value> =
             (0..16).map(|i| (format!("k{i}"), json!(i))).collect();
-        attrs["map16"] = Value::Object(many);
+        attrs["map16"] = serde_json::Value::Object(many);
         let objects = [
             ("root".into(), serde_json::from_value(attrs).unwrap()),
             (

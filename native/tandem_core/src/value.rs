@@ -192,21 +192,39 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(Value::Array(items))
     }
 
-    /// Members are appended while their keys increase (as every encoder
-    /// here writes them) and the rest merged in at the end by `LiteMap`'s
-    /// bulk extend, which sorts once and keeps the last of equal keys:
-    /// inserting each out-of-order member would be quadratic in a hostile
-    /// frame's size, before any limit is checked.
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
-        let mut map = Map::new();
-        let mut out_of_order = Vec::new();
+        let mut members = Members::default();
         while let Some(key) = access.next_key_seed(KeySeed)? {
-            if let Some(member) = map.try_append(key, access.next_value()?) {
-                out_of_order.push(member);
-            }
+            members.push(key, access.next_value()?);
         }
-        map.extend(out_of_order);
-        Ok(Value::Object(map))
+        Ok(Value::Object(members.finish()))
+    }
+}
+
+/// An object's members as they are read, in any order, the last of equal
+/// keys winning (as serde_json's map insert does). Members are appended
+/// while their keys increase (as every encoder here writes them) and the
+/// rest merged in at the end by `LiteMap`'s bulk extend, which sorts once:
+/// inserting each out-of-order member would be quadratic in a hostile
+/// frame's size, before any limit is checked.
+#[derive(Default)]
+pub(crate) struct Members {
+    map: Map,
+    out_of_order: Vec<(CompactString, Value)>,
+}
+
+impl Members {
+    pub(crate) fn push(&mut self, key: CompactString, value: Value) {
+        if let Some(member) = self.map.try_append(key, value) {
+            self.out_of_order.push(member);
+        }
+    }
+
+    pub(crate) fn finish(mut self) -> Map {
+        if !self.out_of_order.is_empty() {
+            self.map.extend(self.out_of_order);
+        }
+        self.map
     }
 }
 
@@ -237,6 +255,18 @@ impl Visitor<'_> for KeySeed {
         Ok(key.into())
     }
 }
+
+/// A [`Value`] from JSON syntax: `serde_json::json!`, converted. For
+/// tests, benches and other cold code (it builds the serde_json tree first).
+#[macro_export]
+macro_rules! value {
+    ($($json:tt)+) => {
+        $crate::Value::from($crate::value::__json!($($json)+))
+    };
+}
+
+#[doc(hidden)]
+pub use serde_json::json as __json;
 
 impl From<serde_json::Value> for Value {
     fn from(value: serde_json::Value) -> Value {
