@@ -5,10 +5,10 @@
 //! cold start and serde's generic path (a visitor per value, a dispatch per
 //! marker through `deserialize_any`) was most of its cost: reading the
 //! objects of a 100,000-object document this way takes about half the time.
-//! It accepts exactly what `rmp_serde` into `serde_json::Value` accepts
-//! (strings as keys, no binary or extension types, non-finite floats become
-//! `null`), bounds nesting at [`MAX_DECODE_DEPTH`], and fails on truncated or
-//! trailing bytes instead of panicking.
+//! It accepts exactly what `rmp_serde` into [`Value`] (or `serde_json::Value`)
+//! accepts (strings as keys, no binary or extension types, non-finite floats
+//! become `null`), bounds nesting at [`MAX_DECODE_DEPTH`], and fails on
+//! truncated or trailing bytes instead of panicking.
 //!
 //! Where a restore's time went, and what this module does about it (measured
 //! on the 100,000-object bench, BENCHMARKS.md):
@@ -29,8 +29,8 @@
 //!   and maps (rare in attributes) take a call.
 //!
 //! The remaining cost is mostly memory: each object still allocates its id,
-//! its attribute vector and one string per string value (`serde_json::Value`
-//! owns its strings), and a restored document's ~60 MB are fresh pages the
+//! its attribute vector and each string value longer than 24 bytes (shorter
+//! ones are inline), and a restored document's ~60 MB are fresh pages the
 //! kernel zeroes.
 
 use crate::checksum::Checksum;
@@ -81,7 +81,7 @@ pub(crate) fn write_document(doc: &Document, out: &mut Vec<u8>) {
     }
 }
 
-/// A value as `rmp_serde` writes a `serde_json::Value`: integers in their
+/// A value as `rmp_serde` writes it (and a `serde_json::Value`): integers in their
 /// shortest form, floats as 64 bits.
 fn write_value(out: &mut Vec<u8>, value: &Value) {
     match value {
