@@ -1259,7 +1259,10 @@ fn parent_of(attrs: &Attrs) -> Option<&str> {
 /// (parent key, z) of an object's entry in the children index, in one pass
 /// over the attributes: objects have a handful, and comparing each name's
 /// length first cost less than two binary searches comparing names (every
-/// removal, move and reorder looks the key up).
+/// removal, move and reorder looks the key up). Inlined into its two
+/// callers: as a call it cost 0.5 M more instructions over the simulator's
+/// 20 seeds.
+#[inline]
 fn sibling_key(attrs: &Attrs) -> (&str, &str) {
     let (mut parent, mut z) = (ROOT, "");
     for (key, value) in attrs.iter() {
