@@ -15,7 +15,7 @@ use tandem_core::room::{IncomingBatch, LogBounds, Submitted};
 use tandem_core::{Diff, Limits, Room};
 
 fn set(i: usize, v: usize) -> Diff {
-    Diff::set(format!("o{}", i % 1000), "x", Some(json!(v)))
+    Diff::set(format!("o{}", i % 1000), "x", Some(v.into()))
 }
 
 fn bench(c: &mut Criterion) {

@@ -1374,14 +1374,13 @@ fn fresh_ref(next_ref: &mut u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::SentBatch;
-    use serde_json::json;
     use tandem_core::room::IncomingBatch;
     use tandem_core::Diff;
 
     #[test]
     fn a_sent_batch_is_written_as_the_server_reads_an_incoming_batch() {
         let diffs = vec![
-            Diff::set("a", "x", Some(json!({"r": 1}))),
+            Diff::set("a", "x", Some(tandem_core::value!({"r": 1}))),
             Diff::Remove { id: "b".into() },
         ];
         let sent = SentBatch {

@@ -13,10 +13,11 @@
 
 use crate::answer::{Accepted, State};
 use crate::frame::{Incoming, Payload};
-use serde_json::{Map, Number, Value};
+use serde_json::Number;
 use tandem_core::checksum::escape_flags;
 use tandem_core::room::{IncomingBatch, ServerBatch};
-use tandem_core::{Attrs, Checksum, Diff};
+use tandem_core::value::Map;
+use tandem_core::{Attrs, Checksum, Diff, Value};
 
 /// Values nested deeper than this go to serde (whose own limit is 128).
 const MAX_DEPTH: usize = 32;
@@ -314,16 +315,24 @@ impl<'t> Cursor<'t> {
             return Some(Attrs::new());
         }
         self.eat("{")?;
+        self.members(0)
+    }
+
+    /// An object's members after its `{`, their values at `depth`, keys in
+    /// strictly increasing order as every writer here sorts them (an
+    /// attribute map and an object value are the same map). Keys out of
+    /// order or repeated (serde keeps the last) are left to serde.
+    fn members(&mut self, depth: usize) -> Option<Map> {
         let mut last: Option<&str> = None;
-        let attrs = self.list("}", |c| {
+        let members = self.list("}", |c| {
             let name = c.string()?;
             last.is_none_or(|last| last < name).then_some(())?;
             last = Some(name);
             c.eat(":")?;
-            Some((name.into(), c.value(0)?))
+            Some((name.into(), c.value(depth)?))
         })?;
         // Sorted without repeats, as just checked.
-        Some(Attrs::from_sorted_store_unchecked(attrs))
+        Some(Map::from_sorted_store_unchecked(members))
     }
 
     fn value(&mut self, depth: usize) -> Option<Value> {
@@ -331,7 +340,7 @@ impl<'t> Cursor<'t> {
             return None;
         }
         match self.peek()? {
-            b'"' => Some(Value::String(self.string()?.to_owned())),
+            b'"' => Some(Value::String(self.string()?.into())),
             b'0'..=b'9' => Some(Value::Number(Number::from(self.number()?))),
             b'n' => self.eat("null").map(|()| Value::Null),
             b't' => self.eat("true").map(|()| Value::Bool(true)),
@@ -343,14 +352,7 @@ impl<'t> Cursor<'t> {
             }
             b'{' => {
                 self.eat("{")?;
-                let mut map = Map::new();
-                self.items("}", |c| {
-                    let key = c.string()?.to_owned();
-                    c.eat(":")?;
-                    // A repeated key (serde keeps the last) is left to serde.
-                    map.insert(key, c.value(depth + 1)?).is_none().then_some(())
-                })?;
-                Some(Value::Object(map))
+                Some(Value::Object(self.members(depth + 1)?))
             }
             _ => None,
         }
@@ -363,10 +365,9 @@ mod tests {
     use crate::answer::{Accepted, Typed, Want};
     use crate::frame::{Envelope, Incoming, Payload};
     use serde::Serialize;
-    use serde_json::{json, Value};
     use std::fmt::Debug;
     use tandem_core::room::{Ack, CatchUp, DroppedDiff, IncomingBatch, ServerBatch};
-    use tandem_core::{Attrs, Checksum, Diff, DropReason};
+    use tandem_core::{value, Attrs, Checksum, Diff, DropReason, Value};
 
     const TOPIC: &str = "project:p";
 
@@ -447,20 +448,20 @@ mod tests {
             vec![add(
                 "o1",
                 attrs(&[
-                    ("color", json!({"g": 0, "r": 255})),
-                    ("name", json!("layer ✓")),
-                    ("parent", json!("g1")),
-                    ("z", json!("80")),
+                    ("color", value!({"g": 0, "r": 255})),
+                    ("name", value!("layer ✓")),
+                    ("parent", value!("g1")),
+                    ("z", value!("80")),
                 ]),
             )],
             vec![
                 add("a", Attrs::new()),
                 Diff::Remove { id: "b".into() },
-                Diff::set("c", "x", Some(json!(0))),
+                Diff::set("c", "x", Some(value!(0))),
                 Diff::set("c", "y", None),
                 Diff::set("c", "u", Some(Value::Null)),
-                Diff::set("c", "w", Some(json!([1, [true, false, null], {}, []]))),
-                Diff::set("c", "v", Some(json!({"a": {"b": {"c": u64::MAX}}}))),
+                Diff::set("c", "w", Some(value!([1, [true, false, null], {}, []]))),
+                Diff::set("c", "v", Some(value!({"a": {"b": {"c": u64::MAX}}}))),
             ],
         ]
     }

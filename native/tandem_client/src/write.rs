@@ -13,10 +13,9 @@
 use crate::direct;
 use crate::frame::Envelope;
 use serde::Serialize;
-use serde_json::Value;
 use tandem_core::checksum::{scalar_text, write_canonical, write_str};
 use tandem_core::room::{Ack, ServerBatch};
-use tandem_core::{Checksum, Diff};
+use tandem_core::{Checksum, Diff, Value};
 
 /// The V2 frame of a `batch` broadcast.
 pub fn batch_frame(topic: &str, batch: &ServerBatch) -> String {
@@ -255,21 +254,20 @@ mod tests {
     use super::{ack_reply, batch_frame, diffs, diffs_push};
     use crate::frame::Envelope;
     use serde::Serialize;
-    use serde_json::{json, Value};
     use tandem_core::room::{Ack, DroppedDiff, IncomingBatch, ServerBatch};
-    use tandem_core::{Attrs, Checksum, Diff, DropReason};
+    use tandem_core::{value, Attrs, Checksum, Diff, DropReason, Value};
 
     fn samples() -> Vec<Vec<Diff>> {
         let odd = [
-            json!("é \" \\ \n \u{1} \u{7f} ✓"),
-            json!(-7),
-            json!(0.5),
-            json!(1e300),
-            json!(u64::MAX),
-            json!(i64::MIN),
-            json!(null),
-            json!([true, false, [], {}, [null]]),
-            json!({"b": {"a\"": [1.25, "x"]}, "a": 0}),
+            value!("é \" \\ \n \u{1} \u{7f} ✓"),
+            value!(-7),
+            value!(0.5),
+            value!(1e300),
+            value!(u64::MAX),
+            value!(i64::MIN),
+            value!(null),
+            value!([true, false, [], {}, [null]]),
+            value!({"b": {"a\"": [1.25, "x"]}, "a": 0}),
         ];
         let attrs: Attrs = odd
             .iter()

@@ -8,12 +8,12 @@ static ALLOCATOR: tandem_alloc::Allocator = tandem_alloc::Allocator;
 
 use compact_str::format_compact;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use serde_json::json;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 use tandem_core::checksum::attr_term;
 use tandem_core::codec;
 use tandem_core::room::{IncomingBatch, LogBounds, Submitted};
+use tandem_core::value;
 use tandem_core::{Attrs, Diff, Document, Limits, Replica, Room, ServerBatch};
 
 /// Evenly spread, short z values (consecutive `zindex::after` calls grow the
@@ -24,11 +24,11 @@ fn spread_z(i: usize) -> String {
 
 fn layer(i: usize, z: &str) -> Diff {
     let mut attrs = Attrs::new();
-    attrs.insert("name".into(), json!(format!("layer {i}")));
-    attrs.insert("color".into(), json!("#3366ff"));
-    attrs.insert("x".into(), json!(i % 1000));
-    attrs.insert("y".into(), json!(i / 1000));
-    attrs.insert("z".into(), json!(z));
+    attrs.insert("name".into(), value!(format!("layer {i}")));
+    attrs.insert("color".into(), value!("#3366ff"));
+    attrs.insert("x".into(), value!(i % 1000));
+    attrs.insert("y".into(), value!(i / 1000));
+    attrs.insert("z".into(), value!(z));
     Diff::Add {
         id: format_compact!("obj-{i:06}"),
         attrs,
@@ -49,7 +49,7 @@ fn sets(n: usize, objects: usize, round: usize) -> Vec<Diff> {
             Diff::set(
                 format_compact!("obj-{:06}", i % objects),
                 "x",
-                Some(json!(i + round)),
+                Some(value!(i + round)),
             )
         })
         .collect()
@@ -172,7 +172,7 @@ fn bench_rebase(c: &mut Criterion) {
 }
 
 fn bench_checksum(c: &mut Criterion) {
-    let value = json!("#3366ff");
+    let value = value!("#3366ff");
     c.bench_function("checksum term of one attribute", |b| {
         b.iter(|| {
             black_box(attr_term(
@@ -211,7 +211,7 @@ fn bench_snapshot(c: &mut Criterion) {
         .map(|i| {
             let mut diff = layer(i, &spread_z(i));
             if let (Diff::Add { attrs, .. }, 1..) = (&mut diff, i % 100) {
-                attrs.insert("parent".into(), json!(format!("obj-{:06}", i - i % 100)));
+                attrs.insert("parent".into(), value!(format!("obj-{:06}", i - i % 100)));
             }
             diff
         })

@@ -13,11 +13,10 @@
 //! as serde_json escapes them and numbers as serde_json prints them.
 
 use crate::diff::Attrs;
+use crate::value::Value;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::Value;
 use std::fmt;
 use std::io::{self, Write};
-use std::sync::LazyLock;
 use xxhash_rust::xxh64::Xxh64;
 
 /// A document checksum. On the wire: 16 lowercase hex digits.
@@ -255,45 +254,19 @@ where
             out.write_all(b"]")
         }
         Value::Object(map) => {
-            let in_order = maps_iterate_in_byte_order();
             out.write_all(b"{")?;
-            let mut write_entry = |i: usize, k: &String, v: &Value| {
+            for (i, (k, v)) in map.iter().enumerate() {
                 if i > 0 {
                     out.write_all(b",")?;
                 }
                 string(out, k)?;
                 out.write_all(b":")?;
-                canonical(out, v, string)
-            };
-            if in_order {
-                for (i, (k, v)) in map.iter().enumerate() {
-                    write_entry(i, k, v)?;
-                }
-            } else {
-                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-                entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-                for (i, (k, v)) in entries.into_iter().enumerate() {
-                    write_entry(i, k, v)?;
-                }
+                canonical(out, v, string)?;
             }
             out.write_all(b"}")
         }
         scalar => canonical(out, scalar, string),
     }
-}
-
-/// Whether serde_json's maps iterate in the byte order of their keys, as
-/// they do unless its `preserve_order` feature is on, which any crate in a
-/// build can turn on (features are unified). Found out once: checking each
-/// map's keys cost about a fifth of hashing a small object value.
-fn maps_iterate_in_byte_order() -> bool {
-    static IN_ORDER: LazyLock<bool> = LazyLock::new(|| {
-        let mut map = serde_json::Map::new();
-        map.insert("b".into(), Value::Null);
-        map.insert("a".into(), Value::Null);
-        map.keys().next().is_some_and(|first| first == "a")
-    });
-    *IN_ORDER
 }
 
 /// A JSON string as serde_json writes it; the common string that needs no
@@ -525,7 +498,7 @@ mod tests {
                         .collect();
                     let value = json!(text);
                     let mut written = Vec::new();
-                    write_canonical(&mut written, &value).unwrap();
+                    write_canonical(&mut written, &value.clone().into()).unwrap();
                     assert_eq!(written, serde_json::to_vec(&value).unwrap(), "{text:?}");
                 }
             }
@@ -549,7 +522,7 @@ mod tests {
             attr.extend_from_slice(text.as_bytes());
             attr.push(0x00);
             attr.extend_from_slice(serde_json::to_string(&value).unwrap().as_bytes());
-            let term = attr_term(&format!("id{text}"), &text, &value);
+            let term = attr_term(&format!("id{text}"), &text, &value.into());
             assert_eq!(term, xxh64(&attr, 0), "pieces of {n} bytes");
         }
     }
@@ -581,7 +554,7 @@ mod tests {
                             .collect();
                         let value = json!(text);
                         assert_eq!(
-                            attr_term(&id, "k", &value),
+                            attr_term(&id, "k", &value.clone().into()),
                             plain_attr_term(&id, "k", &value),
                             "id of {id_len} bytes, {text:?}"
                         );
@@ -621,7 +594,7 @@ mod tests {
                 {
                     let key = format!("k{i}");
                     plain = plain.wrapping_add(plain_attr_term(&id, &key, value));
-                    attrs.insert(key.into(), value.clone());
+                    attrs.insert(key.into(), value.clone().into());
                 }
                 assert_eq!(
                     whole_object_term(&id, &attrs),
@@ -640,7 +613,7 @@ mod tests {
             "n": [u64::MAX, i64::MIN, i64::MAX, 0, -1, 0.1, -0.0, 1e300, false],
         });
         let mut written = Vec::new();
-        write_canonical(&mut written, &value).unwrap();
+        write_canonical(&mut written, &value.clone().into()).unwrap();
         // Without serde_json's preserve_order feature its maps iterate in
         // byte order, so its compact output is the canonical form.
         assert_eq!(

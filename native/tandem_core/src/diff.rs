@@ -1,10 +1,10 @@
 //! The only three ways a document changes. Their serde shape is the wire
 //! shape of DESIGN.md §3, for JSON and MessagePack alike.
 
+use crate::value::Value;
 use litemap::LiteMap;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::Value;
 use std::fmt;
 
 /// A stable object id (for example a UUID), stored like an [`AttrName`]:
@@ -175,7 +175,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn parse(v: Value) -> Result<Diff, String> {
+    fn parse(v: serde_json::Value) -> Result<Diff, String> {
         serde_json::from_value(v).map_err(|e| e.to_string())
     }
 
@@ -194,7 +194,7 @@ mod tests {
         );
         assert_eq!(
             parse(json!({"op": "set", "id": "a", "key": "k", "value": [1]})),
-            Ok(Diff::set("a", "k", Some(json!([1]))))
+            Ok(Diff::set("a", "k", Some(crate::value!([1]))))
         );
         assert_eq!(
             parse(json!({"op": "remove", "id": "a"})),
@@ -227,7 +227,7 @@ mod tests {
         let diffs = vec![
             Diff::Add {
                 id: "a".into(),
-                attrs: Attrs::from_iter([("z".into(), json!("80"))]),
+                attrs: Attrs::from_iter([("z".into(), "80".into())]),
             },
             Diff::set("a", "k", None),
             Diff::Remove { id: "a".into() },

@@ -8,6 +8,7 @@
 //!
 //! Map of the crate:
 //! - [`diff`]: the three diffs and their wire shape.
+//! - [`value`]: attribute values (JSON held compactly).
 //! - [`document`]: the document, applying diffs with server resolution and
 //!   computing inverses.
 //! - [`checksum`]: the order-independent document hash.
@@ -26,6 +27,7 @@ mod msgpack_objects;
 pub mod replica;
 pub mod room;
 mod snapshot;
+pub mod value;
 pub mod zindex;
 
 pub use checksum::Checksum;
@@ -34,6 +36,7 @@ pub use document::{Document, DropReason, Outcome};
 pub use limits::Limits;
 pub use replica::Replica;
 pub use room::{Ack, Rejection, Room, ServerBatch};
+pub use value::Value;
 
 /// The protocol version this build speaks (the `protocol` field of a join).
 pub const PROTOCOL_VERSION: u32 = 1;

@@ -4,8 +4,8 @@
 //! limit is checked before anything is applied and breaking one is a typed
 //! [`DropReason`](crate::DropReason) or [`Rejection`](crate::Rejection).
 
+use crate::value::Value;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 /// The limits a document and its batches must respect.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,7 +85,7 @@ impl Limits {
         let (own, members, scalars) = match value {
             Value::Array(items) => (2 + items.len(), items.len(), flat_size(items.iter())),
             Value::Object(map) => (
-                2 + 4 * map.len() + map.keys().map(String::len).sum::<usize>(),
+                2 + 4 * map.len() + map.keys().map(|key| key.len()).sum::<usize>(),
                 map.len(),
                 flat_size(map.values()),
             ),
@@ -126,7 +126,7 @@ impl Limits {
                     2 + items.len()
                 }
                 Value::Object(map) => {
-                    for (k, i) in map {
+                    for (k, i) in map.iter() {
                         size += k.len() + 3;
                         stack.push((i, depth + 1));
                     }
@@ -161,23 +161,34 @@ fn flat_size<'a>(members: impl Iterator<Item = &'a Value>) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::Limits;
-    use serde_json::{json, Value};
+    use crate::value;
+    use crate::value::Value;
 
     #[test]
     fn containers_of_scalars_fault_as_the_plain_walk_does_at_every_limit() {
-        let scalars = [json!(null), json!(true), json!(7), json!(-1.5), json!("ab")];
-        let mut values = vec![json!([]), json!({}), json!([[]]), json!({"a": {}})];
+        let scalars = [
+            value!(null),
+            value!(true),
+            value!(7),
+            value!(-1.5),
+            value!("ab"),
+        ];
+        let mut values = vec![value!([]), value!({}), value!([[]]), value!({"a": {}})];
         for n in 1..4 {
             let members: Vec<Value> = scalars.iter().cycle().take(n).cloned().collect();
             let map = |members: &[Value]| -> Value {
                 let pairs = members.iter().enumerate();
-                Value::Object(pairs.map(|(i, m)| ("k".repeat(i + 1), m.clone())).collect())
+                Value::Object(
+                    pairs
+                        .map(|(i, m)| ("k".repeat(i + 1).into(), m.clone()))
+                        .collect(),
+                )
             };
             values.push(Value::Array(members.clone()));
             values.push(map(&members));
             // One member nested: the plain walk decides.
             let mut nested = members.clone();
-            nested.push(json!([1]));
+            nested.push(value!([1]));
             values.push(Value::Array(nested.clone()));
             values.push(map(&nested));
         }

@@ -5,10 +5,10 @@
 //! cold start and serde's generic path (a visitor per value, a dispatch per
 //! marker through `deserialize_any`) was most of its cost: reading the
 //! objects of a 100,000-object document this way takes about half the time.
-//! It accepts exactly what `rmp_serde` into `serde_json::Value` accepts
-//! (strings as keys, no binary or extension types, non-finite floats become
-//! `null`), bounds nesting at [`MAX_DECODE_DEPTH`], and fails on truncated or
-//! trailing bytes instead of panicking.
+//! It accepts exactly what `rmp_serde` into [`Value`] (or `serde_json::Value`)
+//! accepts (strings as keys, no binary or extension types, non-finite floats
+//! become `null`), bounds nesting at [`MAX_DECODE_DEPTH`], and fails on
+//! truncated or trailing bytes instead of panicking.
 //!
 //! Where a restore's time went, and what this module does about it (measured
 //! on the 100,000-object bench, BENCHMARKS.md):
@@ -29,8 +29,8 @@
 //!   and maps (rare in attributes) take a call.
 //!
 //! The remaining cost is mostly memory: each object still allocates its id,
-//! its attribute vector and one string per string value (`serde_json::Value`
-//! owns its strings), and a restored document's ~60 MB are fresh pages the
+//! its attribute vector and each string value longer than 24 bytes (shorter
+//! ones are inline), and a restored document's ~60 MB are fresh pages the
 //! kernel zeroes.
 
 use crate::checksum::Checksum;
@@ -38,9 +38,10 @@ use crate::codec::{DecodeError, MAX_DECODE_DEPTH};
 use crate::diff::{AttrName, Attrs, ObjectId};
 use crate::document::{check_each_attr, Builder, Document, Reserved, SnapshotError};
 use crate::limits::Limits;
+use crate::value::{Members, Value};
 use crate::DropReason;
 use rmp::Marker;
-use serde_json::{Map, Number, Value};
+use serde_json::Number;
 
 /// Builds a document from a MessagePack map of object ids to attribute maps.
 pub(crate) fn read_document(
@@ -80,7 +81,7 @@ pub(crate) fn write_document(doc: &Document, out: &mut Vec<u8>) {
     }
 }
 
-/// A value as `rmp_serde` writes a `serde_json::Value`: integers in their
+/// A value as `rmp_serde` writes it (and a `serde_json::Value`): integers in their
 /// shortest form, floats as 64 bits.
 fn write_value(out: &mut Vec<u8>, value: &Value) {
     match value {
@@ -98,7 +99,7 @@ fn write_value(out: &mut Vec<u8>, value: &Value) {
         }
         Value::Object(map) => {
             write_map_len(out, map.len());
-            for (key, item) in map {
+            for (key, item) in map.iter() {
                 write_str(out, key);
                 write_value(out, item);
             }
@@ -304,7 +305,7 @@ impl<'a> Reader<'a> {
             Marker::F32 => float(f64::from(f32::from_be_bytes(self.be()?))),
             Marker::F64 => float(f64::from_be_bytes(self.be()?)),
             Marker::FixStr(_) | Marker::Str8 | Marker::Str16 | Marker::Str32 => {
-                Value::String(self.str_after(marker)?.to_owned())
+                Value::String(self.str_after(marker)?.into())
             }
             Marker::FixArray(_)
             | Marker::Array16
@@ -331,12 +332,12 @@ impl<'a> Reader<'a> {
             return Err(error("value nested too deeply"));
         }
         if is_map {
-            let mut map = Map::new();
+            let mut members = Members::default();
             for _ in 0..len {
-                let key = self.str()?.to_owned();
-                map.insert(key, self.value(depth + 1)?);
+                let key = self.str()?.into();
+                members.push(key, self.value(depth + 1)?);
             }
-            return Ok(Value::Object(map));
+            return Ok(Value::Object(members.finish()));
         }
         let mut items = Vec::with_capacity(len.min(self.rest.len()));
         for _ in 0..len {
@@ -412,9 +413,9 @@ mod tests {
             "list16": vec![1; 16], "nested": {"a": {"b": [{}, []]}},
             "z": "80"
         });
-        let many: serde_json::Map<String, Value> =
+        let many: serde_json::Map<String, serde_json::Value> =
             (0..16).map(|i| (format!("k{i}"), json!(i))).collect();
-        attrs["map16"] = Value::Object(many);
+        attrs["map16"] = serde_json::Value::Object(many);
         let objects = [
             ("root".into(), serde_json::from_value(attrs).unwrap()),
             (

@@ -1,9 +1,9 @@
 //! Behaviour of the diff engine, one rule per test.
 
-use serde_json::{json, Value};
 use tandem_core::room::{
     DroppedDiff, IncomingBatch, JournalEntry, LogBounds, ReplayError, Submitted,
 };
+use tandem_core::{value, Value};
 use tandem_core::{Attrs, Diff, Document, DropReason, Limits, Outcome, Rejection, Replica, Room};
 
 fn attrs(pairs: &[(&str, Value)]) -> Attrs {
@@ -38,7 +38,7 @@ fn dropped(doc: &mut Document, diff: Diff) -> DropReason {
 fn nonsense_is_dropped_with_its_reason() {
     let mut doc = Document::default();
     doc.apply(add("a", &[])).unwrap();
-    doc.apply(add("b", &[("parent", json!("a"))])).unwrap();
+    doc.apply(add("b", &[("parent", value!("a"))])).unwrap();
     let before = doc.clone();
 
     assert_eq!(dropped(&mut doc, add("a", &[])), DropReason::DuplicateAdd);
@@ -47,44 +47,44 @@ fn nonsense_is_dropped_with_its_reason() {
         DropReason::MissingTarget
     );
     assert_eq!(
-        dropped(&mut doc, Diff::set("x", "k", Some(json!(1)))),
+        dropped(&mut doc, Diff::set("x", "k", Some(value!(1)))),
         DropReason::MissingTarget
     );
     assert_eq!(
-        dropped(&mut doc, add("c", &[("parent", json!("x"))])),
+        dropped(&mut doc, add("c", &[("parent", value!("x"))])),
         DropReason::MissingParent
     );
     assert_eq!(
-        dropped(&mut doc, add("c", &[("parent", json!(7))])),
+        dropped(&mut doc, add("c", &[("parent", value!(7))])),
         DropReason::InvalidParent
     );
     assert_eq!(
-        dropped(&mut doc, Diff::set("a", "parent", Some(json!("b")))),
+        dropped(&mut doc, Diff::set("a", "parent", Some(value!("b")))),
         DropReason::ParentCycle
     );
     assert_eq!(
-        dropped(&mut doc, Diff::set("a", "parent", Some(json!("a")))),
+        dropped(&mut doc, Diff::set("a", "parent", Some(value!("a")))),
         DropReason::ParentCycle
     );
     assert_eq!(
-        dropped(&mut doc, Diff::set("a", "z", Some(json!("80 ")))),
+        dropped(&mut doc, Diff::set("a", "z", Some(value!("80 ")))),
         DropReason::MalformedZ
     );
     assert_eq!(
-        dropped(&mut doc, Diff::set("a", "z", Some(json!("8A80")))),
+        dropped(&mut doc, Diff::set("a", "z", Some(value!("8A80")))),
         DropReason::MalformedZ
     );
     assert_eq!(
-        dropped(&mut doc, Diff::set("a", "z", Some(json!("7f")))),
+        dropped(&mut doc, Diff::set("a", "z", Some(value!("7f")))),
         DropReason::MalformedZ
     );
     assert_eq!(
-        dropped(&mut doc, add("c", &[("z", json!(1))])),
+        dropped(&mut doc, add("c", &[("z", value!(1))])),
         DropReason::MalformedZ
     );
     assert_eq!(dropped(&mut doc, add("", &[])), DropReason::InvalidId);
     assert_eq!(
-        dropped(&mut doc, Diff::set("a", "", Some(json!(1)))),
+        dropped(&mut doc, Diff::set("a", "", Some(value!(1)))),
         DropReason::InvalidKey
     );
     assert_eq!(doc, before);
@@ -94,22 +94,22 @@ fn nonsense_is_dropped_with_its_reason() {
 fn colliding_z_is_amended_between_the_collider_and_the_next_sibling() {
     let mut doc = Document::default();
     for (id, zv) in [("a", "7f80"), ("b", "80"), ("c", "8180")] {
-        doc.apply(add(id, &[("z", json!(zv))])).unwrap();
+        doc.apply(add(id, &[("z", value!(zv))])).unwrap();
     }
-    let applied = doc.apply(add("d", &[("z", json!("80"))])).unwrap();
+    let applied = doc.apply(add("d", &[("z", value!("80"))])).unwrap();
     assert!(applied.amended);
     let fresh = z(&doc, "d");
     assert!("80" < fresh.as_str() && fresh.as_str() < "8180", "{fresh}");
     assert_eq!(doc.children(None).collect::<Vec<_>>(), ["a", "b", "d", "c"]);
     // What is broadcast is the diff as applied: it carries the fresh z.
-    assert_eq!(applied.diffs, [add("d", &[("z", json!(fresh))])]);
+    assert_eq!(applied.diffs, [add("d", &[("z", value!(fresh))])]);
 
     // Deterministic: the same collision elsewhere gets the same index.
     let mut other = Document::default();
     for (id, zv) in [("a", "7f80"), ("b", "80"), ("c", "8180")] {
-        other.apply(add(id, &[("z", json!(zv))])).unwrap();
+        other.apply(add(id, &[("z", value!(zv))])).unwrap();
     }
-    other.apply(add("d", &[("z", json!("80"))])).unwrap();
+    other.apply(add("d", &[("z", value!("80"))])).unwrap();
     assert_eq!(z(&other, "d"), fresh);
 }
 
@@ -119,18 +119,21 @@ fn colliding_z_is_amended_between_the_collider_and_the_next_sibling() {
 #[test]
 fn reparent_into_colliding_z_seed_6437427866128813698() {
     let mut doc = Document::default();
-    doc.apply(add("p", &[("z", json!("80"))])).unwrap();
-    doc.apply(add("q", &[("z", json!("8180"))])).unwrap();
-    doc.apply(add("kid", &[("parent", json!("q")), ("z", json!("7f80"))]))
+    doc.apply(add("p", &[("z", value!("80"))])).unwrap();
+    doc.apply(add("q", &[("z", value!("8180"))])).unwrap();
+    doc.apply(add(
+        "kid",
+        &[("parent", value!("q")), ("z", value!("7f80"))],
+    ))
+    .unwrap();
+    doc.apply(add("x", &[("parent", value!("p")), ("z", value!("7f80"))]))
         .unwrap();
-    doc.apply(add("x", &[("parent", json!("p")), ("z", json!("7f80"))]))
-        .unwrap();
-    doc.apply(add("y", &[("parent", json!("q")), ("z", json!("80"))]))
+    doc.apply(add("y", &[("parent", value!("q")), ("z", value!("80"))]))
         .unwrap();
     let before = doc.clone();
 
     let applied = doc
-        .apply(Diff::set("x", "parent", Some(json!("q"))))
+        .apply(Diff::set("x", "parent", Some(value!("q"))))
         .unwrap();
     assert!(applied.amended);
     assert_eq!(applied.diffs.len(), 2, "the move and the fresh z");
@@ -138,8 +141,8 @@ fn reparent_into_colliding_z_seed_6437427866128813698() {
     assert_eq!(
         applied.diffs,
         [
-            Diff::set("x", "parent", Some(json!("q"))),
-            Diff::set("x", "z", Some(json!(z(&doc, "x")))),
+            Diff::set("x", "parent", Some(value!("q"))),
+            Diff::set("x", "z", Some(value!(z(&doc, "x")))),
         ]
     );
     doc.apply_batch(applied.inverse);
@@ -150,10 +153,13 @@ fn reparent_into_colliding_z_seed_6437427866128813698() {
 fn remove_takes_the_subtree_and_its_inverse_brings_it_back() {
     let mut doc = Document::default();
     doc.apply(add("root", &[])).unwrap();
-    doc.apply(add("g", &[("parent", json!("root"))])).unwrap();
-    doc.apply(add("k1", &[("parent", json!("g")), ("name", json!("one"))]))
-        .unwrap();
-    doc.apply(add("k2", &[("parent", json!("k1"))])).unwrap();
+    doc.apply(add("g", &[("parent", value!("root"))])).unwrap();
+    doc.apply(add(
+        "k1",
+        &[("parent", value!("g")), ("name", value!("one"))],
+    ))
+    .unwrap();
+    doc.apply(add("k2", &[("parent", value!("k1"))])).unwrap();
     let before = doc.clone();
 
     let applied = doc.apply(Diff::Remove { id: "g".into() }).unwrap();
@@ -167,13 +173,13 @@ fn remove_takes_the_subtree_and_its_inverse_brings_it_back() {
 #[test]
 fn null_and_absent_values_unset() {
     let mut doc = Document::default();
-    doc.apply(add("a", &[("name", json!("x")), ("gone", Value::Null)]))
+    doc.apply(add("a", &[("name", value!("x")), ("gone", Value::Null)]))
         .unwrap();
     assert!(!doc.get("a").unwrap().contains_key("gone"));
     doc.apply(Diff::set("a", "name", Some(Value::Null)))
         .unwrap();
     assert!(!doc.get("a").unwrap().contains_key("name"));
-    doc.apply(Diff::set("a", "name", Some(json!(1)))).unwrap();
+    doc.apply(Diff::set("a", "name", Some(value!(1)))).unwrap();
     doc.apply(Diff::set("a", "name", None)).unwrap();
     assert_eq!(doc.get("a").unwrap().len(), 0);
     assert_eq!(doc.checksum(), doc.full_checksum());
@@ -195,26 +201,26 @@ fn limits_are_typed_drops_and_rejections() {
         dropped(&mut doc, add("much-too-long", &[])),
         DropReason::InvalidId
     );
-    let three = [("a", json!(1)), ("b", json!(2)), ("c", json!(3))];
+    let three = [("a", value!(1)), ("b", value!(2)), ("c", value!(3))];
     assert_eq!(
         dropped(&mut doc, add("o", &three)),
         DropReason::TooManyAttributes
     );
     assert_eq!(
-        dropped(&mut doc, add("o", &[("big", json!("x".repeat(100)))])),
+        dropped(&mut doc, add("o", &[("big", value!("x".repeat(100)))])),
         DropReason::ValueTooLarge
     );
     assert_eq!(
-        dropped(&mut doc, add("o", &[("deep", json!([[[[1]]]]))])),
+        dropped(&mut doc, add("o", &[("deep", value!([[[[1]]]]))])),
         DropReason::ValueTooDeep
     );
-    doc.apply(add("o1", &[("a", json!(1)), ("b", json!(2))]))
+    doc.apply(add("o1", &[("a", value!(1)), ("b", value!(2))]))
         .unwrap();
     assert_eq!(
-        dropped(&mut doc, Diff::set("o1", "c", Some(json!(3)))),
+        dropped(&mut doc, Diff::set("o1", "c", Some(value!(3)))),
         DropReason::TooManyAttributes
     );
-    doc.apply(Diff::set("o1", "a", Some(json!(9)))).unwrap();
+    doc.apply(Diff::set("o1", "a", Some(value!(9)))).unwrap();
     doc.apply(add("o2", &[])).unwrap();
     assert_eq!(
         dropped(&mut doc, add("o3", &[])),
@@ -401,7 +407,7 @@ fn journal_replay_rebuilds_the_room_and_refuses_gaps() {
 #[test]
 fn restore_refuses_a_snapshot_whose_checksum_lies() {
     let mut room = Room::new(Limits::default(), LogBounds::default());
-    submit(&mut room, "c", 1, vec![add("a", &[("name", json!("x"))])]);
+    submit(&mut room, "c", 1, vec![add("a", &[("name", value!("x"))])]);
     let mut bytes = room.snapshot();
     let at = bytes.windows(1).position(|w| w == b"x").unwrap();
     bytes[at] = b'y';
@@ -412,13 +418,13 @@ fn restore_refuses_a_snapshot_whose_checksum_lies() {
 fn replica_rebases_its_pending_edits_over_server_batches() {
     let mut room = Room::new(Limits::default(), LogBounds::default());
     let mut me = Replica::new("me", 0, Document::default(), 1);
-    let mine = me.edit(vec![add("a", &[("z", json!("80"))])]);
+    let mine = me.edit(vec![add("a", &[("z", value!("80"))])]);
     assert_eq!(mine.batch_id, Some(1));
     assert!(me.document().get("a").is_some(), "applied optimistically");
 
     // Someone else's batch lands first and takes the same z.
     let Submitted::Accepted { batch: theirs, .. } =
-        submit(&mut room, "them", 1, vec![add("b", &[("z", json!("80"))])])
+        submit(&mut room, "them", 1, vec![add("b", &[("z", value!("80"))])])
     else {
         panic!()
     };
@@ -471,8 +477,8 @@ fn replica_drops_refused_batches_and_acks_after_a_resync() {
 fn outcomes_say_what_happened_to_each_diff() {
     let mut doc = Document::default();
     let result = doc.apply_batch(vec![
-        add("a", &[("z", json!("80"))]),
-        add("b", &[("z", json!("80"))]),
+        add("a", &[("z", value!("80"))]),
+        add("b", &[("z", value!("80"))]),
         Diff::Remove { id: "nope".into() },
     ]);
     assert_eq!(
@@ -489,8 +495,8 @@ fn outcomes_say_what_happened_to_each_diff() {
 fn an_own_batch_coming_back_unchanged_is_taken_as_is_and_still_checked() {
     let mut room = Room::new(Limits::default(), LogBounds::default());
     let mut me = Replica::new("me", 0, Document::default(), 1);
-    me.edit(vec![add("a", &[("z", json!("80"))])]);
-    me.edit(vec![add("b", &[("z", json!("8180"))])]);
+    me.edit(vec![add("a", &[("z", value!("80"))])]);
+    me.edit(vec![add("b", &[("z", value!("8180"))])]);
     let first = me.pending().next().unwrap().diffs.clone();
     let Submitted::Accepted { batch, .. } = submit(&mut room, "me", 1, first) else {
         panic!()
@@ -523,7 +529,7 @@ fn a_pending_diff_whose_target_was_removed_remotely_is_dropped_like_the_server_d
     submit(&mut room, "them", 1, vec![add("a", &[])]);
     let mut me = Replica::new("me", room.seq(), room.document().clone(), 1);
     me.edit(vec![
-        Diff::set("a", "color", Some(json!("red"))),
+        Diff::set("a", "color", Some(value!("red"))),
         add("b", &[]),
     ]);
     let sent = me.pending().next().unwrap().diffs.clone();
@@ -557,7 +563,7 @@ fn a_pending_diff_whose_target_was_removed_remotely_is_dropped_like_the_server_d
 fn a_restored_room_still_answers_retries_with_the_original_ack() {
     let mut room = Room::new(Limits::default(), LogBounds::default());
     let Submitted::Accepted { ack, .. } =
-        submit(&mut room, "c", 1, vec![add("a", &[("z", json!("80"))])])
+        submit(&mut room, "c", 1, vec![add("a", &[("z", value!("80"))])])
     else {
         panic!()
     };

@@ -147,7 +147,7 @@ proptest! {
         let objects = parents.iter().enumerate().map(|(i, parent)| {
             let mut attrs = Attrs::new();
             if let Some(p) = parent {
-                attrs.insert("parent".into(), serde_json::json!(format!("o{p}")));
+                attrs.insert("parent".into(), format!("o{p}").into());
             }
             (ObjectId::from(format!("o{i}")), attrs)
         });
@@ -182,7 +182,7 @@ proptest! {
     }
 }
 
-fn hostile_value() -> impl Strategy<Value = serde_json::Value> {
+fn hostile_value() -> impl Strategy<Value = tandem_core::Value> {
     let leaf = prop_oneof![
         Just(serde_json::Value::Null),
         any::<bool>().prop_map(serde_json::Value::from),
@@ -196,6 +196,7 @@ fn hostile_value() -> impl Strategy<Value = serde_json::Value> {
                 .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
         ]
     })
+    .prop_map(tandem_core::Value::from)
 }
 
 fn hostile_diff() -> impl Strategy<Value = Diff> {

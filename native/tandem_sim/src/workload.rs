@@ -5,10 +5,10 @@
 use compact_str::format_compact;
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
-use serde_json::{json, Value};
 use tandem_core::diff::{PARENT, Z};
 use tandem_core::document::Children;
-use tandem_core::{zindex, Attrs, Diff, Document, ObjectId};
+use tandem_core::value::Map;
+use tandem_core::{zindex, Attrs, Diff, Document, ObjectId, Value};
 
 /// One thing a simulated user does.
 #[derive(Clone, Debug, PartialEq)]
@@ -55,7 +55,7 @@ pub fn next_operation(rng: &mut ChaCha8Rng, view: &Document, who: usize, serial:
             Operation::Edit(vec![Diff::set(pick(rng), key, value)])
         }
         60..=69 => {
-            let parent = (!rng.random_bool(0.2)).then(|| json!(pick(rng)));
+            let parent = (!rng.random_bool(0.2)).then(|| Value::from(pick(rng)));
             Operation::Edit(vec![Diff::set(pick(rng), PARENT, parent)])
         }
         70..=81 => {
@@ -63,7 +63,7 @@ pub fn next_operation(rng: &mut ChaCha8Rng, view: &Document, who: usize, serial:
             Operation::Edit(vec![Diff::set(
                 id.clone(),
                 Z,
-                Some(json!(z_near_sibling(rng, view, &id))),
+                Some(Value::from(z_near_sibling(rng, view, &id))),
             )])
         }
         82..=86 => {
@@ -93,7 +93,7 @@ fn leading(id: &str) -> u64 {
 
 fn add(rng: &mut ChaCha8Rng, view: &Document, parent: Option<ObjectId>, id: ObjectId) -> Diff {
     let mut attrs = Attrs::new();
-    attrs.insert("name".into(), json!(["layer ", &id].concat()));
+    attrs.insert("name".into(), format_compact!("layer {id}").into());
     attrs.insert("color".into(), random_value(rng));
     let siblings = view.children(parent.as_deref());
     let z = match siblings.clone().last() {
@@ -105,10 +105,10 @@ fn add(rng: &mut ChaCha8Rng, view: &Document, parent: Option<ObjectId>, id: Obje
         None => Some(zindex::first()),
     };
     if let Some(z) = z {
-        attrs.insert(Z.into(), json!(z));
+        attrs.insert(Z.into(), z.into());
     }
     if let Some(p) = parent {
-        attrs.insert(PARENT.into(), json!(p));
+        attrs.insert(PARENT.into(), p.into());
     }
     Diff::Add { id, attrs }
 }
@@ -138,11 +138,21 @@ fn random_sibling<'a>(rng: &mut ChaCha8Rng, mut siblings: Children<'a>) -> &'a s
     siblings.nth(k).expect("k is below the group's length")
 }
 
+/// A number, a colour's hex string or a colour's components. The ranges
+/// are `i32`, the type the draws had when they were written through
+/// `json!` (another type would draw other numbers from the same seed).
 fn random_value(rng: &mut ChaCha8Rng) -> Value {
     match rng.random_range(0..3) {
-        0 => json!(rng.random_range(0..1000)),
-        1 => json!(format!("#{:06x}", rng.random_range(0..0xffffff))),
-        _ => json!({"r": rng.random_range(0..256), "g": rng.random_range(0..256)}),
+        0 => rng.random_range(0..1000i32).into(),
+        1 => format_compact!("#{:06x}", rng.random_range(0..0xffffffi32)).into(),
+        _ => {
+            let r = rng.random_range(0..256i32);
+            let g = rng.random_range(0..256i32);
+            Value::Object(Map::from_iter([
+                ("g".into(), g.into()),
+                ("r".into(), r.into()),
+            ]))
+        }
     }
 }
 

@@ -2,11 +2,12 @@
 //! never builds diffs or z indices itself. A layer is an object with `name`,
 //! `color`, `x`, `y`, `w`, `h`; a group is a layer with `kind: "group"` whose
 //! children name it as `parent`. Sibling order is the fractional `z`
-//! (tandem_core's zindex), topmost last.
+//! (tandem_core's zindex), topmost last. Attributes come from the page and
+//! go back to it as `serde_json` values, converted here.
 
 use serde_json::{json, Map, Value};
 use tandem_core::diff::{Attrs, PARENT, Z};
-use tandem_core::{zindex, Diff, Document};
+use tandem_core::{zindex, Diff, Document, Value as AttrValue};
 
 /// A z above every child of `parent`.
 fn top_z(doc: &Document, parent: Option<&str>) -> String {
@@ -27,9 +28,15 @@ fn parent_of(doc: &Document, id: &str) -> Option<String> {
 
 /// Adds layer `id` on top of its siblings (`attrs` may name a `parent`).
 pub fn add(doc: &Document, id: &str, attrs: Map<String, Value>) -> Vec<Diff> {
-    let mut attrs: Attrs = attrs.into_iter().map(|(k, v)| (k.into(), v)).collect();
-    let parent = attrs.get(PARENT).and_then(Value::as_str).map(str::to_owned);
-    attrs.insert(Z.into(), json!(top_z(doc, parent.as_deref())));
+    let mut attrs: Attrs = attrs
+        .into_iter()
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect();
+    let parent = attrs
+        .get(PARENT)
+        .and_then(AttrValue::as_str)
+        .map(str::to_owned);
+    attrs.insert(Z.into(), top_z(doc, parent.as_deref()).into());
     vec![Diff::Add {
         id: id.into(),
         attrs,
@@ -40,7 +47,13 @@ pub fn add(doc: &Document, id: &str, attrs: Map<String, Value>) -> Vec<Diff> {
 pub fn set(id: &str, attrs: Map<String, Value>) -> Vec<Diff> {
     attrs
         .into_iter()
-        .map(|(key, value)| Diff::set(id, key, Some(value).filter(|v| !v.is_null())))
+        .map(|(key, value)| {
+            Diff::set(
+                id,
+                key,
+                Some(value.into()).filter(|v: &AttrValue| !v.is_null()),
+            )
+        })
         .collect()
 }
 
@@ -51,8 +64,8 @@ pub fn translate(doc: &Document, id: &str, dx: f64, dy: f64) -> Vec<Diff> {
     while let Some(id) = stack.pop() {
         let Some(attrs) = doc.get(&id) else { continue };
         for (key, delta) in [("x", dx), ("y", dy)] {
-            let at = attrs.get(key).and_then(Value::as_f64).unwrap_or(0.0);
-            diffs.push(Diff::set(&id, key, Some(json!((at + delta).round()))));
+            let at = attrs.get(key).and_then(AttrValue::as_f64).unwrap_or(0.0);
+            diffs.push(Diff::set(&id, key, Some((at + delta).round().into())));
         }
         stack.extend(doc.children(Some(&id)).map(str::to_owned));
     }
@@ -70,7 +83,7 @@ pub fn group(doc: &Document, group_id: &str, ids: &[String]) -> Vec<Diff> {
     let (mut x0, mut y0, mut x1, mut y1) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
     for id in &members {
         let attrs = doc.get(id).expect("filtered above");
-        let num = |k: &str| attrs.get(k).and_then(Value::as_f64).unwrap_or(0.0);
+        let num = |k: &str| attrs.get(k).and_then(AttrValue::as_f64).unwrap_or(0.0);
         x0 = x0.min(num("x"));
         y0 = y0.min(num("y"));
         x1 = x1.max(num("x") + num("w"));
@@ -89,8 +102,8 @@ pub fn group(doc: &Document, group_id: &str, ids: &[String]) -> Vec<Diff> {
     let mut diffs = add(doc, group_id, attrs);
     let mut z = zindex::first();
     for id in members {
-        diffs.push(Diff::set(id.as_str(), PARENT, Some(json!(group_id))));
-        diffs.push(Diff::set(id.as_str(), Z, Some(json!(z))));
+        diffs.push(Diff::set(id.as_str(), PARENT, Some(group_id.into())));
+        diffs.push(Diff::set(id.as_str(), Z, Some(z.as_str().into())));
         z = zindex::after(&z).expect("canonical");
     }
     diffs
@@ -119,7 +132,7 @@ pub fn reorder(doc: &Document, id: &str, up: bool) -> Vec<Diff> {
         (false, Some(beyond)) => zindex::between(beyond, Some(neighbour)),
         (false, None) => zindex::before(neighbour).expect("canonical"),
     };
-    vec![Diff::set(id, Z, Some(json!(z)))]
+    vec![Diff::set(id, Z, Some(z.into()))]
 }
 
 /// Every layer in paint order (parents before children, siblings by z), each
@@ -137,7 +150,7 @@ pub fn paint_order(doc: &Document) -> Vec<Value> {
             .cloned()
             .unwrap_or_default()
             .into_iter()
-            .map(|(k, v)| (k.into_string(), v))
+            .map(|(k, v)| (k.into_string(), v.into()))
             .collect();
         layer.insert("id".into(), json!(id));
         layer.insert("depth".into(), json!(depth));

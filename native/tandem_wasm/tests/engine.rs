@@ -4,7 +4,7 @@
 
 use serde_json::{json, Map, Value};
 use tandem_core::room::{IncomingBatch, LogBounds, Submitted};
-use tandem_core::{Limits, Room};
+use tandem_core::{value, Limits, Room};
 use tandem_wasm::engine::Engine;
 use tandem_wasm::layers;
 
@@ -157,7 +157,7 @@ fn group_puts_the_members_under_a_group_in_paint_order() {
             .unwrap()
             .get("x")
             .unwrap(),
-        &json!(5.0)
+        &value!(5.0)
     );
     net.flush(0);
     net.assert_converged();
@@ -196,7 +196,7 @@ fn undo_reverts_only_ones_own_edit_and_redo_reapplies_it() {
             .unwrap()
             .get("color")
             .unwrap(),
-        &json!("red")
+        &value!("red")
     );
 }
 
@@ -218,7 +218,7 @@ fn offline_edits_show_at_once_and_converge_when_sent() {
     let a = net.room.document().get("a").unwrap();
     assert_eq!(
         (a.get("name").cloned(), a.get("color").cloned()),
-        (Some(json!("renamed")), Some(json!("green")))
+        (Some(value!("renamed")), Some(value!("green")))
     );
 }
 

@@ -4,8 +4,8 @@
 
 #![allow(dead_code)]
 
-use serde_json::{json, Value};
 use tandem_core::diff::{PARENT, Z};
+use tandem_core::{value, Value};
 use tandem_core::{zindex, Attrs, Diff, Document, ObjectId};
 
 /// SplitMix64: small, seedable, identical everywhere, enough for test data.
@@ -50,10 +50,10 @@ fn z_of(doc: &Document, id: &str) -> Option<String> {
 
 fn value(g: &mut Gen) -> Value {
     match g.below(4) {
-        0 => json!(g.below(1000)),
-        1 => json!(format!("#{:06x}", g.below(0xffffff))),
-        2 => json!({"r": g.below(256), "list": [1, "two", null]}),
-        _ => json!(g.chance(50)),
+        0 => value!(g.below(1000)),
+        1 => value!(format!("#{:06x}", g.below(0xffffff))),
+        2 => value!({"r": g.below(256), "list": [1, "two", null]}),
+        _ => value!(g.chance(50)),
     }
 }
 
@@ -80,13 +80,13 @@ pub fn diff(g: &mut Gen, doc: &Document, fresh: String) -> Diff {
     if ids.is_empty() || g.chance(25) {
         let parent = (!ids.is_empty() && g.chance(40)).then(|| g.pick(&ids).clone());
         let mut attrs = Attrs::new();
-        attrs.insert("name".into(), json!(fresh.clone()));
+        attrs.insert("name".into(), value!(fresh.clone()));
         attrs.insert("color".into(), value(g));
         if g.chance(85) {
-            attrs.insert(Z.into(), json!(z_near(g, doc, parent.as_deref())));
+            attrs.insert(Z.into(), value!(z_near(g, doc, parent.as_deref())));
         }
         if let Some(p) = parent {
-            attrs.insert(PARENT.into(), json!(p));
+            attrs.insert(PARENT.into(), value!(p));
         }
         return Diff::Add {
             id: fresh.into(),
@@ -99,7 +99,7 @@ pub fn diff(g: &mut Gen, doc: &Document, fresh: String) -> Diff {
         2 => Diff::set(
             id,
             PARENT,
-            (!g.chance(20)).then(|| json!(g.pick(&ids).clone())),
+            (!g.chance(20)).then(|| value!(g.pick(&ids).clone())),
         ),
         3 | 4 => {
             let parent = doc
@@ -107,7 +107,7 @@ pub fn diff(g: &mut Gen, doc: &Document, fresh: String) -> Diff {
                 .and_then(|a| a.get(PARENT))
                 .and_then(Value::as_str);
             let z = z_near(g, doc, parent);
-            Diff::set(id, Z, (!g.chance(5)).then(|| json!(z)))
+            Diff::set(id, Z, (!g.chance(5)).then(|| value!(z)))
         }
         5 => Diff::Remove {
             id: format!("ghost-{}", g.below(3)).into(),
