@@ -219,7 +219,17 @@ pub fn scoped<T: Clone>(work: impl FnOnce() -> T) -> T {
     drop(made);
     let empty = local(|l| l.live.get() == 0);
     if empty && !RETIRED.load(Ordering::Relaxed) {
-        NEXT.store(START.load(Ordering::Relaxed), Ordering::Relaxed);
+        let start = START.load(Ordering::Relaxed);
+        if cfg!(debug_assertions) {
+            // A debug build overwrites what the seed left, so that a block
+            // wrongly thought dead reads garbage at once instead of
+            // stale data that happens to look right.
+            let used = NEXT.load(Ordering::Relaxed) - start;
+            // Safety: the region's first `used` bytes are ours and no
+            // live block is among them (the count is zero).
+            unsafe { (start as *mut u8).write_bytes(0xa5, used) };
+        }
+        NEXT.store(start, Ordering::Relaxed);
         RESETS.fetch_add(1, Ordering::Relaxed);
     } else {
         RETIRED.store(true, Ordering::Relaxed);
