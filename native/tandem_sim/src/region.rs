@@ -37,23 +37,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 /// megabytes; a larger one that fills it continues on the inner allocator.
 const CAPACITY: usize = 256 << 20;
 
-/// What the current thread is to the region.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Role {
-    /// Not in a scope: allocations go to the inner allocator.
-    Outside,
-    /// In a scope: allocations come from the region.
-    Allocating,
-    /// In a scope, copying its result out: allocations go to the inner
-    /// allocator, while frees of region blocks are still counted.
-    Copying,
-}
-
 /// A thread's view of the region. The live count is kept per thread: a
 /// region block freed on another thread is counted there, so the scope's
 /// own count never reaches zero and the region is retired, as it must be.
 struct Local {
-    role: Cell<Role>,
+    /// Whether this thread's allocations come from the region: only inside
+    /// a scope's work, not while its result is copied out (frees of region
+    /// blocks are counted whenever they happen).
+    allocating: Cell<bool>,
     /// Blocks this thread took from the region and has not freed (less
     /// those it freed that other threads took).
     live: Cell<usize>,
@@ -62,7 +53,7 @@ struct Local {
 thread_local! {
     static LOCAL: Local = const {
         Local {
-            role: Cell::new(Role::Outside),
+            allocating: Cell::new(false),
             live: Cell::new(0),
         }
     };
@@ -104,7 +95,7 @@ impl<A> Region<A> {
 #[inline]
 fn take(layout: Layout) -> Option<*mut u8> {
     local(|l| {
-        if l.role.get() != Role::Allocating {
+        if !l.allocating.get() {
             return None;
         }
         let at = NEXT
@@ -164,7 +155,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Region<A> {
         let grown = local(|l| {
             let last = ptr as usize + layout.size() == NEXT.load(Ordering::Relaxed);
             let end = ptr as usize + new_size;
-            let fits = l.role.get() == Role::Allocating && end <= END.load(Ordering::Relaxed);
+            let fits = l.allocating.get() && end <= END.load(Ordering::Relaxed);
             if last && fits {
                 NEXT.store(end, Ordering::Relaxed);
             }
@@ -192,7 +183,7 @@ impl Drop for Claim {
         if std::thread::panicking() {
             RETIRED.store(true, Ordering::Relaxed);
         }
-        local(|l| l.role.set(Role::Outside));
+        local(|l| l.allocating.set(false));
         CLAIMED.store(false, Ordering::Release);
     }
 }
@@ -200,11 +191,13 @@ impl Drop for Claim {
 /// Runs `work` with its allocations served from the region, returns a copy
 /// of its result made outside the region, and makes the region's room
 /// reusable if nothing from it is still alive. Only in effect when
-/// [`Region`] is the global allocator. A nested call, or one while another
-/// thread is in a scope, runs `work` on the inner allocator; after the
-/// region is retired, scopes use what room it has left.
+/// [`Region`] is the global allocator. A nested call runs `work` as part of
+/// the scope around it, and a call while another thread is in a scope runs
+/// it on the inner allocator; after the region is retired, scopes use what
+/// room it has left.
 pub fn scoped<T: Clone>(work: impl FnOnce() -> T) -> T {
-    if local(|l| l.role.get()) != Role::Outside || CLAIMED.swap(true, Ordering::Acquire) {
+    // A nested call finds the claim held, as another thread's call does.
+    if CLAIMED.swap(true, Ordering::Acquire) {
         return work();
     }
     let claim = Claim;
@@ -212,9 +205,9 @@ pub fn scoped<T: Clone>(work: impl FnOnce() -> T) -> T {
         drop(claim);
         return work();
     }
-    local(|l| l.role.set(Role::Allocating));
+    local(|l| l.allocating.set(true));
     let made = work();
-    local(|l| l.role.set(Role::Copying));
+    local(|l| l.allocating.set(false));
     let copy = made.clone();
     drop(made);
     let empty = local(|l| l.live.get() == 0);

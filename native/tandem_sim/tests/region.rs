@@ -41,6 +41,12 @@ fn seeds_reuse_the_region_until_a_block_outlives_its_scope() {
         assert!(region::contains(grown.as_ptr().cast()));
         let text = format!("{}", grown.iter().sum::<u64>());
         assert!(region::contains(text.as_ptr()));
+        // A nested scope is part of this one: it neither copies out nor
+        // resets, and the region still serves what follows it.
+        let nested = region::scoped(|| vec![1u8; 64]);
+        assert!(region::contains(nested.as_ptr()));
+        let after = Box::new([2u8; 64]);
+        assert!(region::contains(after.as_ptr()));
         text
     });
     assert!(!region::contains(returned.as_ptr()));
