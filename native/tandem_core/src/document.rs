@@ -274,7 +274,15 @@ impl Document {
     /// Applies a batch in order, dropping what does not apply. Returns the
     /// outcome of each diff, what was applied, and the batch's inverse.
     pub fn apply_batch(&mut self, diffs: Vec<Diff>) -> BatchResult {
-        let mut result = BatchResult::default();
+        // Sized from the start, as the other batch paths size theirs: a
+        // diff nearly always applies as one diff with one inverse, and the
+        // first push into an empty vector cost more than allocating it at
+        // its size (a local edit paid it three times).
+        let mut result = BatchResult {
+            outcomes: Vec::with_capacity(diffs.len()),
+            applied: Vec::with_capacity(diffs.len()),
+            inverse: Vec::with_capacity(diffs.len()),
+        };
         let mut sink = Sink {
             applied: Some(&mut result.applied),
             inverse: Some(&mut result.inverse),
