@@ -580,8 +580,7 @@ impl Document {
             Some(_) => return Err(DropReason::MalformedZ),
         };
         let (parent, old_z) = sibling_key(&object.attrs);
-        unlink(&mut self.children, parent, old_z, &id);
-        let fresh_z = link(&mut self.children, parent, &wanted, &id);
+        let fresh_z = relink(&mut self.children, parent, old_z, &wanted, &id);
         let amended = fresh_z.is_some();
         let new_z = fresh_z.map_or(wanted, CompactString::from);
         let value = (!new_z.is_empty()).then_some(Value::String(new_z));
@@ -849,12 +848,25 @@ fn link(
         children.insert(Name::from(parent), Siblings::Few(vec![key.member()]));
         return None;
     };
-    let fresh_z = free_z(kids, &key);
-    match &fresh_z {
-        Some(fresh) => kids.insert(&Key::new(fresh, id)),
-        None => kids.insert(&key),
-    }
-    fresh_z
+    kids.enter(&key)
+}
+
+/// [`unlink`] from `old_z` then [`link`] at `z` within one group, the
+/// children of `parent`: a reorder. The group is looked up once (it was
+/// twice), and kept even when `id` is its only member (which removed it
+/// and built it again).
+fn relink(
+    children: &mut FxHashMap<Name, Siblings>,
+    parent: &str,
+    old_z: &str,
+    z: &str,
+    id: &ObjectId,
+) -> Option<String> {
+    let Some(kids) = children.get_mut(parent) else {
+        return link(children, parent, z, id);
+    };
+    kids.remove(&Key::new(old_z, id));
+    kids.enter(&Key::new(z, id))
 }
 
 /// Takes `id` at `z` out of the children of `parent`, and the group out of
@@ -963,15 +975,61 @@ impl Siblings {
         }
     }
 
+    /// Enters `key` (not a member yet) at its z, or at a fresh one when
+    /// another member holds it (see [`free_z`]); returns the fresh z.
+    fn enter(&mut self, key: &Key<'_>) -> Option<String> {
+        let Siblings::Few(kids) = self else {
+            let fresh_z = free_z(self, key);
+            match &fresh_z {
+                Some(fresh) => self.insert(&Key::new(fresh, key.id)),
+                None => self.insert(key),
+            }
+            return fresh_z;
+        };
+        if key.z.is_empty() {
+            self.insert(key);
+            return None;
+        }
+        // A small group is searched once: where the members holding the
+        // key's z start is its place when there are none (no member has
+        // its id), and past them is the place of the fresh z.
+        let at = kids.partition_point(|kid| key.cmp_z(kid).is_lt());
+        let taken = kids[at..].iter().take_while(|kid| key.cmp_z(kid).is_eq());
+        let end = at + taken.count();
+        debug_assert!(
+            kids[at..end].iter().all(|(_, _, kid)| kid != key.id),
+            "{:?} is a member already",
+            key.id
+        );
+        let fresh_z = (end > at).then(|| {
+            let next = kids.get(end).map(|(_, z, _)| z.as_str());
+            zindex::between(key.z, next)
+        });
+        let member = match &fresh_z {
+            Some(fresh) => Key::new(fresh, key.id).member(),
+            None => key.member(),
+        };
+        kids.insert(end, member);
+        self.outgrow();
+        fresh_z
+    }
+
+    /// Makes a small group that outgrew [`FEW`] a B-tree, for good.
+    fn outgrow(&mut self) {
+        if let Siblings::Few(kids) = self {
+            if kids.len() > FEW {
+                *self = Siblings::Many(BTreeSet::from_iter(std::mem::take(kids)));
+            }
+        }
+    }
+
     /// Enters `key` (not a member yet).
     fn insert(&mut self, key: &Key<'_>) {
         match self {
             Siblings::Few(kids) => {
                 let at = kids.partition_point(|kid| key.cmp_member(kid).is_lt());
                 kids.insert(at, key.member());
-                if kids.len() > FEW {
-                    *self = Siblings::Many(BTreeSet::from_iter(std::mem::take(kids)));
-                }
+                self.outgrow();
             }
             Siblings::Many(kids) => {
                 kids.insert(key.member());
