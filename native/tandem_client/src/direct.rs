@@ -100,7 +100,11 @@ static STOPS: [bool; 256] = {
 /// eight are left. A string is followed by the rest of its frame, so even
 /// a short one is found in the first word, in a dozen instructions where
 /// the table took six a byte; only a string at the very end of the text
-/// leaves a tail to the table.
+/// leaves a tail to the table. Inlined into every string read or
+/// written: as a call, which the compiler kept where several strings are
+/// read (a batch's ids, the envelope's refs), it cost about eight
+/// instructions more a string.
+#[inline(always)]
 pub(crate) fn first_stop(bytes: &[u8]) -> Option<usize> {
     let mut words = bytes.chunks_exact(8);
     let mut at = 0;
@@ -148,6 +152,10 @@ impl<'t> Cursor<'t> {
         (self.at == self.text.len()).then_some(())
     }
 
+    /// Inlined, as [`Cursor::string`] is: as a call, each of the
+    /// envelope's two refs cost some forty instructions more, saving
+    /// registers and loading the scan's constants again.
+    #[inline(always)]
     fn nullable_string(&mut self) -> Option<Option<&'t str>> {
         match self.eat("null") {
             Some(()) => Some(None),
@@ -335,6 +343,12 @@ impl<'t> Cursor<'t> {
         Some(Map::from_sorted_store_unchecked(members))
     }
 
+    /// A value at `depth`. The values read most, strings and numbers, are
+    /// read inline, the rest out of line ([`Cursor::nested`]): as a call
+    /// for every attribute and set value, each spent about twelve
+    /// instructions on the call and on saving the registers that only an
+    /// array or object needs.
+    #[inline(always)]
     fn value(&mut self, depth: usize) -> Option<Value> {
         if depth > MAX_DEPTH {
             return None;
@@ -342,6 +356,15 @@ impl<'t> Cursor<'t> {
         match self.peek()? {
             b'"' => Some(Value::String(self.string()?.into())),
             b'0'..=b'9' => Some(Value::Number(Number::from(self.number()?))),
+            _ => self.nested(depth),
+        }
+    }
+
+    /// A value other than a string or a number: a literal, an array or an
+    /// object, at `depth` (not above the limit).
+    #[inline(never)]
+    fn nested(&mut self, depth: usize) -> Option<Value> {
+        match self.peek()? {
             b'n' => self.eat("null").map(|()| Value::Null),
             b't' => self.eat("true").map(|()| Value::Bool(true)),
             b'f' => self.eat("false").map(|()| Value::Bool(false)),
