@@ -50,10 +50,10 @@ type Ref<'t> = Option<&'t str>;
 
 /// The ids are shared, not owned: every push needs them past a borrow of
 /// the members (`diffs` takes `&mut self`), and copying two Strings a push
-/// cost more than counting a reference.
+/// cost more than counting a reference. A member's topic is the project's:
+/// `receive` answers a join to any other itself.
 struct Member {
     join_ref: Option<String>,
-    topic: String,
     client_id: Rc<str>,
     user_id: Rc<str>,
 }
@@ -171,7 +171,9 @@ impl SimServer {
             self.snapshot = Some(self.room.clone());
             self.journal.clear();
         }
-        let mut out = Vec::new();
+        // Room for each reply and each member's copy of each broadcast:
+        // grown a frame at a time, it was reallocated several times a commit.
+        let mut out = Vec::with_capacity(self.held.len() * (1 + self.members.len()));
         for held in std::mem::take(&mut self.held) {
             if let Some(batch) = &held.broadcast {
                 self.broadcast(batch, &mut out);
@@ -299,7 +301,7 @@ impl SimServer {
             }]
         };
         match event {
-            "phx_join" => self.join(conn, join_ref, topic, &value(payload), respond),
+            "phx_join" => self.join(conn, join_ref, &value(payload), respond),
             "phx_leave" => {
                 self.members.remove(&conn);
                 respond("ok", Response::Empty {})
@@ -338,7 +340,6 @@ impl SimServer {
         &mut self,
         conn: ConnId,
         join_ref: Ref<'_>,
-        topic: &str,
         payload: &Value,
         respond: impl Fn(&str, Response) -> Vec<Outgoing>,
     ) -> Vec<Outgoing> {
@@ -354,7 +355,6 @@ impl SimServer {
             conn,
             Member {
                 join_ref: join_ref.map(str::to_owned),
-                topic: topic.to_owned(),
                 client_id: client_id.into(),
                 user_id: format!("user-{client_id}").into(),
             },
@@ -433,17 +433,12 @@ impl SimServer {
         }
     }
 
-    /// Queues `frame` for every member of the project.
+    /// Queues `frame` for every member (all of the project).
     fn broadcast(&self, frame: &Rc<String>, out: &mut Vec<Outgoing>) {
-        let members = self.members.iter();
-        out.extend(
-            members
-                .filter(|(_, m)| m.topic == self.project)
-                .map(|(&conn, _)| Outgoing {
-                    conn,
-                    frame: Rc::clone(frame),
-                }),
-        );
+        out.extend(self.members.keys().map(|&conn| Outgoing {
+            conn,
+            frame: Rc::clone(frame),
+        }));
     }
 }
 
