@@ -10,7 +10,9 @@
 
 use serde::Serialize;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::Arc;
 use tandem_client::frame::{Envelope, Incoming, Payload};
@@ -42,27 +44,34 @@ pub struct Durable {
     pub sent: String,
 }
 
-/// A frame's `join_ref` or `ref`.
-type Ref = Option<String>;
+/// A frame's `join_ref` or `ref`, as its text has it: only what outlives
+/// the frame (a member's join ref, a held reply's refs) is copied.
+type Ref<'t> = Option<&'t str>;
 
 /// The ids are shared, not owned: every push needs them past a borrow of
 /// the members (`diffs` takes `&mut self`), and copying two Strings a push
-/// cost more than counting a reference.
+/// cost more than counting a reference. A member's topic is the project's:
+/// `receive` answers a join to any other itself.
 struct Member {
-    join_ref: Ref,
-    topic: String,
+    join_ref: Option<String>,
     client_id: Rc<str>,
     user_id: Rc<str>,
 }
 
-/// A reply held back until the batch it answers is durable.
+/// A reply held back until the batch it answers is durable. Its topic is
+/// the project's: `receive` answers any other itself.
 struct Held {
     conn: ConnId,
-    join_ref: Ref,
-    ref_: Ref,
-    topic: String,
+    join_ref: Option<String>,
+    ref_: Option<String>,
     ack: Ack,
     broadcast: Option<Rc<String>>,
+}
+
+impl Held {
+    fn refs(&self) -> (Ref<'_>, Ref<'_>) {
+        (self.join_ref.as_deref(), self.ref_.as_deref())
+    }
 }
 
 /// A journaled batch. Its MessagePack bytes are what storage holds, but only
@@ -162,13 +171,15 @@ impl SimServer {
             self.snapshot = Some(self.room.clone());
             self.journal.clear();
         }
-        let mut out = Vec::new();
+        // Room for each reply and each member's copy of each broadcast:
+        // grown a frame at a time, it was reallocated several times a commit.
+        let mut out = Vec::with_capacity(self.held.len() * (1 + self.members.len()));
         for held in std::mem::take(&mut self.held) {
             if let Some(batch) = &held.broadcast {
                 self.broadcast(batch, &mut out);
             }
-            let (join_ref, ref_) = (held.join_ref.as_deref(), held.ref_.as_deref());
-            let frame = write::ack_reply(join_ref, ref_, &held.topic, &held.ack);
+            let (join_ref, ref_) = held.refs();
+            let frame = write::ack_reply(join_ref, ref_, &self.project, &held.ack);
             out.push(Outgoing {
                 conn: held.conn,
                 frame: Rc::new(frame),
@@ -193,11 +204,14 @@ impl SimServer {
         self.unjournaled.clear();
         self.reload();
         let failed = Response::refusal("unavailable", Some("the journal write failed"));
-        std::mem::take(&mut self.held)
-            .into_iter()
-            .map(|held| Outgoing {
-                conn: held.conn,
-                frame: reply(&held.join_ref, &held.ref_, &held.topic, "error", &failed),
+        let (held, topic) = (std::mem::take(&mut self.held), &self.project);
+        held.into_iter()
+            .map(|held| {
+                let (join_ref, ref_) = held.refs();
+                Outgoing {
+                    conn: held.conn,
+                    frame: reply(join_ref, ref_, topic, "error", &failed),
+                }
             })
             .collect()
     }
@@ -231,7 +245,7 @@ impl SimServer {
 
     /// Handles one text frame from `conn`.
     pub fn receive(&mut self, conn: ConnId, frame: &str) -> Vec<Outgoing> {
-        let diffs = |_: &str, event: &str| event == "diffs";
+        let diffs = |head: &Envelope<'_>| (head.event == "diffs").then_some(PhantomData);
         // Most frames are pushes of diffs written as the client writes them.
         let incoming = direct::diffs_push(frame);
         let Some(Incoming {
@@ -240,15 +254,16 @@ impl SimServer {
             topic,
             event,
             payload,
-        }) = incoming.or_else(|| Incoming::<IncomingBatch>::parse(frame, diffs))
+        }) = incoming.or_else(|| Incoming::<IncomingBatch, Cow<str>>::read(frame, diffs))
         else {
             return Vec::new();
         };
-        let event = event.as_str();
+        let (join_ref, ref_, topic, event) =
+            (join_ref.as_deref(), ref_.as_deref(), &*topic, &*event);
         let respond = |status: &str, response: Response| {
             vec![Outgoing {
                 conn,
-                frame: reply(&join_ref, &ref_, &topic, status, &response),
+                frame: reply(join_ref, ref_, topic, status, &response),
             }]
         };
         if topic == "phoenix" && event == "heartbeat" {
@@ -272,9 +287,9 @@ impl SimServer {
     fn dispatch(
         &mut self,
         conn: ConnId,
-        join_ref: Ref,
-        ref_: Ref,
-        topic: String,
+        join_ref: Ref<'_>,
+        ref_: Ref<'_>,
+        topic: &str,
         event: &str,
         payload: Payload<IncomingBatch>,
         text: &str,
@@ -282,17 +297,20 @@ impl SimServer {
         let respond = |status: &str, response: Response| {
             vec![Outgoing {
                 conn,
-                frame: reply(&join_ref, &ref_, &topic, status, &response),
+                frame: reply(join_ref, ref_, topic, status, &response),
             }]
         };
         match event {
-            "phx_join" => self.join(conn, join_ref.clone(), &topic, &value(payload), respond),
+            "phx_join" => self.join(conn, join_ref, &value(payload), respond),
             "phx_leave" => {
                 self.members.remove(&conn);
                 respond("ok", Response::Empty {})
             }
             _ => {
-                let Some(member) = self.members.get(&conn).filter(|m| m.join_ref == join_ref)
+                let Some(member) = self
+                    .members
+                    .get(&conn)
+                    .filter(|m| m.join_ref.as_deref() == join_ref)
                 else {
                     return Vec::new(); // stale join_ref: dropped, as Phoenix does
                 };
@@ -303,7 +321,7 @@ impl SimServer {
                         let Payload::Typed(batch) = payload else {
                             return respond("error", Response::refusal("malformed", None));
                         };
-                        let sent = diffs_as_sent(text).map(str::to_owned);
+                        let sent = diffs_as_sent(text);
                         let who = (&*client_id, &*user_id);
                         self.diffs(conn, join_ref, ref_, topic, who, batch, sent)
                     }
@@ -321,8 +339,7 @@ impl SimServer {
     fn join(
         &mut self,
         conn: ConnId,
-        join_ref: Ref,
-        topic: &str,
+        join_ref: Ref<'_>,
         payload: &Value,
         respond: impl Fn(&str, Response) -> Vec<Outgoing>,
     ) -> Vec<Outgoing> {
@@ -337,8 +354,7 @@ impl SimServer {
         self.members.insert(
             conn,
             Member {
-                join_ref,
-                topic: topic.to_owned(),
+                join_ref: join_ref.map(str::to_owned),
                 client_id: client_id.into(),
                 user_id: format!("user-{client_id}").into(),
             },
@@ -350,24 +366,27 @@ impl SimServer {
     fn diffs(
         &mut self,
         conn: ConnId,
-        join_ref: Ref,
-        ref_: Ref,
-        topic: String,
+        join_ref: Ref<'_>,
+        ref_: Ref<'_>,
+        topic: &str,
         (client_id, user_id): (&str, &str),
         batch: IncomingBatch,
-        sent: Option<String>,
+        sent: Option<&str>,
     ) -> Vec<Outgoing> {
-        let sent =
-            sent.unwrap_or_else(|| serde_json::to_string(&batch.diffs).expect("diffs encode"));
+        // Written before the room takes the batch; copied only when kept.
+        let sent = sent.map_or_else(
+            || Cow::Owned(serde_json::to_string(&batch.diffs).expect("diffs encode")),
+            Cow::Borrowed,
+        );
         let (ack, broadcast) = match self.room.submit(client_id, user_id, batch) {
             Ok(Submitted::Accepted { ack, batch }) => {
                 let durable = Durable {
                     seq: batch.seq,
                     client_id: batch.client_id.clone(),
                     batch_id: batch.batch_id,
-                    sent,
+                    sent: sent.into_owned(),
                 };
-                let frame = write::batch_frame(&topic, &batch);
+                let frame = write::batch_frame(topic, &batch);
                 let entry = Entry {
                     batch,
                     ack: ack.clone(),
@@ -381,16 +400,15 @@ impl SimServer {
                 let response = Response::refusal(rejection.reason(), Some(&message));
                 return vec![Outgoing {
                     conn,
-                    frame: reply(&join_ref, &ref_, &topic, "error", &response),
+                    frame: reply(join_ref, ref_, topic, "error", &response),
                 }];
             }
         };
         // Duplicates wait too: their original may not be durable yet.
         self.held.push(Held {
             conn,
-            join_ref,
-            ref_,
-            topic,
+            join_ref: join_ref.map(str::to_owned),
+            ref_: ref_.map(str::to_owned),
             ack,
             broadcast,
         });
@@ -415,17 +433,12 @@ impl SimServer {
         }
     }
 
-    /// Queues `frame` for every member of the project.
+    /// Queues `frame` for every member (all of the project).
     fn broadcast(&self, frame: &Rc<String>, out: &mut Vec<Outgoing>) {
-        let members = self.members.iter();
-        out.extend(
-            members
-                .filter(|(_, m)| m.topic == self.project)
-                .map(|(&conn, _)| Outgoing {
-                    conn,
-                    frame: Rc::clone(frame),
-                }),
-        );
+        out.extend(self.members.keys().map(|&conn| Outgoing {
+            conn,
+            frame: Rc::clone(frame),
+        }));
     }
 }
 
@@ -480,10 +493,10 @@ impl<'a> Response<'a> {
 }
 
 /// A V2 frame written straight from its payload (no `Value` tree between).
-fn frame(join_ref: &Ref, ref_: &Ref, topic: &str, event: &str, payload: &impl Serialize) -> String {
+fn frame(join_ref: Ref, ref_: Ref, topic: &str, event: &str, payload: &impl Serialize) -> String {
     let envelope = Envelope {
-        join_ref: join_ref.as_deref(),
-        ref_: ref_.as_deref(),
+        join_ref,
+        ref_,
         topic,
         event,
     };
@@ -491,8 +504,8 @@ fn frame(join_ref: &Ref, ref_: &Ref, topic: &str, event: &str, payload: &impl Se
 }
 
 fn reply(
-    join_ref: &Ref,
-    ref_: &Ref,
+    join_ref: Ref,
+    ref_: Ref,
     topic: &str,
     status: &str,
     response: &impl Serialize,
