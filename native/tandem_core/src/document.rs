@@ -536,8 +536,8 @@ impl Document {
             .ok_or(DropReason::MissingTarget)?;
         let new_parent = new_parent?;
         let (old_parent, z) = sibling_key(&object.attrs);
-        // Leaving the old group first changes nothing about a collision in
-        // the new one: `free_z` ignores the object's own entry.
+        // Out of the old group before entering the new one: a group is
+        // never entered by one of its members.
         unlink(&mut self.children, old_parent, z, &id);
         let fresh_z = link(&mut self.children, new_parent.unwrap_or(ROOT), z, &id);
         let amended = fresh_z.is_some();
@@ -880,25 +880,33 @@ fn unlink(children: &mut FxHashMap<Name, Siblings>, parent: &str, z: &str, id: &
     }
 }
 
-/// When `key`'s z is taken by another member of the sibling group `kids`
-/// than its id, a fresh index between that sibling and the next one; `None`
-/// when the z is free (or empty).
-fn free_z(kids: &Siblings, key: &Key<'_>) -> Option<String> {
-    if key.z.is_empty() {
-        return None;
+/// The rule for a colliding z, for a key entering a sibling group (it is
+/// no member yet): `from` are the group's members from the first whose z is
+/// not below the key's. When some of them hold the key's z, the key takes a
+/// fresh index between that z and the next member's. Returns how many hold
+/// it (the key's place is past them) and the fresh z, if one is needed.
+fn collision<'a>(
+    from: impl IntoIterator<Item = &'a Member>,
+    key: &Key<'_>,
+) -> (usize, Option<String>) {
+    let mut holding = 0;
+    let mut next = None;
+    for kid in from {
+        if key.cmp_z(kid).is_ne() {
+            next = Some(kid.1.as_str());
+            break;
+        }
+        debug_assert!(kid.2 != *key.id, "{:?} is a member already", key.id);
+        holding += 1;
     }
-    let mut from = kids.not_below(key);
-    let collides = from
-        .clone()
-        .take_while(|kid| key.cmp_z(kid).is_eq())
-        .any(|(_, _, kid)| kid != key.id);
-    if !collides {
-        return None;
-    }
-    let next = from
-        .find(|kid| key.cmp_z(kid).is_gt())
-        .map(|(_, kz, _)| kz.as_str());
-    Some(zindex::between(key.z, next))
+    let fresh_z = (holding > 0).then(|| zindex::between(key.z, next));
+    (holding, fresh_z)
+}
+
+/// Where in a small group's members the first whose z is not below
+/// `key`'s is.
+fn first_not_below(kids: &[Member], key: &Key<'_>) -> usize {
+    kids.partition_point(|kid| key.cmp_z(kid).is_lt())
 }
 
 /// A member of a sibling group: the leading word of its z (see
@@ -964,10 +972,7 @@ impl Siblings {
     /// The members from the first whose z is not below `key`'s on.
     fn not_below(&self, key: &Key<'_>) -> Members<'_> {
         match self {
-            Siblings::Few(kids) => {
-                let at = kids.partition_point(|kid| key.cmp_z(kid).is_lt());
-                Members::Few(kids[at..].iter())
-            }
+            Siblings::Few(kids) => Members::Few(kids[first_not_below(kids, key)..].iter()),
             Siblings::Many(kids) => {
                 let first = (key.word, Name::from(key.z), Name::default());
                 Members::Many(kids.range(first..))
@@ -976,40 +981,23 @@ impl Siblings {
     }
 
     /// Enters `key` (not a member yet) at its z, or at a fresh one when
-    /// another member holds it (see [`free_z`]); returns the fresh z.
+    /// another member holds it (see [`collision`]); returns the fresh z.
     fn enter(&mut self, key: &Key<'_>) -> Option<String> {
-        let Siblings::Few(kids) = self else {
-            let fresh_z = free_z(self, key);
-            match &fresh_z {
-                Some(fresh) => self.insert(&Key::new(fresh, key.id)),
-                None => self.insert(key),
-            }
-            return fresh_z;
-        };
         if key.z.is_empty() {
             self.insert(key);
             return None;
         }
-        // A small group is searched once: where the members holding the
-        // key's z start is its place when there are none (no member has
-        // its id), and past them is the place of the fresh z.
-        let at = kids.partition_point(|kid| key.cmp_z(kid).is_lt());
-        let taken = kids[at..].iter().take_while(|kid| key.cmp_z(kid).is_eq());
-        let end = at + taken.count();
-        debug_assert!(
-            kids[at..end].iter().all(|(_, _, kid)| kid != key.id),
-            "{:?} is a member already",
-            key.id
-        );
-        let fresh_z = (end > at).then(|| {
-            let next = kids.get(end).map(|(_, z, _)| z.as_str());
-            zindex::between(key.z, next)
-        });
-        let member = match &fresh_z {
-            Some(fresh) => Key::new(fresh, key.id).member(),
-            None => key.member(),
+        let Siblings::Few(kids) = self else {
+            let (_, fresh_z) = collision(self.not_below(key), key);
+            self.insert(&key.or_fresh(&fresh_z));
+            return fresh_z;
         };
-        kids.insert(end, member);
+        // A small group is searched once: the key's place is past the
+        // members holding its z, whether it keeps that z or takes a fresh
+        // one.
+        let at = first_not_below(kids, key);
+        let (holding, fresh_z) = collision(&kids[at..], key);
+        kids.insert(at + holding, key.or_fresh(&fresh_z).member());
         self.outgrow();
         fresh_z
     }
@@ -1161,6 +1149,14 @@ impl<'a> Key<'a> {
 
     fn member(&self) -> Member {
         (self.word, Name::from(self.z), self.id.clone())
+    }
+
+    /// This key's id at `fresh_z` when there is one, else this key.
+    fn or_fresh(&self, fresh_z: &'a Option<String>) -> Key<'a> {
+        match fresh_z {
+            Some(fresh) => Key::new(fresh, self.id),
+            None => Key { ..*self },
+        }
     }
 
     /// The order of `kid`'s z to this key's z ([`cmp_names`]).
@@ -1533,6 +1529,43 @@ mod tests {
                         "{name:?} among {n}"
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn entering_a_held_z_takes_the_one_between_it_and_the_next_in_groups_small_and_large() {
+        // Members two to a z (so a held z may be held twice), a group under
+        // FEW (a vector) and one past it (a B-tree), each entered by a new
+        // key at every z held, at ones no member holds and at none.
+        let zs: Vec<String> = std::iter::successors(Some(zindex::first()), |z| zindex::after(z))
+            .take(FEW)
+            .collect();
+        for size in [6, FEW + 20] {
+            let held: Vec<(String, String)> = (0..size)
+                .map(|i| (zs[i / 2 + 1].clone(), format!("m{i}")))
+                .collect();
+            let members = held
+                .iter()
+                .map(|(z, id)| Key::new(z, &Name::from(id.as_str())).member())
+                .collect();
+            let group = Siblings::new(members);
+            assert_eq!(matches!(group, Siblings::Many(_)), size > FEW);
+            let probes = zs.iter().take(size / 2 + 3).map(String::as_str);
+            for z in probes.chain([""]) {
+                let held_z = !z.is_empty() && held.iter().any(|(kz, _)| kz == z);
+                let next = held.iter().map(|(kz, _)| kz.as_str()).find(|kz| *kz > z);
+                let want = held_z.then(|| zindex::between(z, next));
+                let mut kids = group.clone();
+                let id = Name::from("new");
+                assert_eq!(kids.enter(&Key::new(z, &id)), want, "{size} {z:?}");
+                let mut model: BTreeSet<(String, String)> = held.iter().cloned().collect();
+                let entered = want.clone().unwrap_or_else(|| z.to_owned());
+                model.insert((entered, "new".to_owned()));
+                let members = kids
+                    .iter()
+                    .map(|(_, kz, kid)| (kz.to_string(), kid.to_string()));
+                assert!(members.eq(model), "{size} {z:?}");
             }
         }
     }
