@@ -6,4 +6,5 @@ pub mod proxy;
 pub mod region;
 pub mod server;
 pub mod sim;
+pub mod timeline;
 pub mod workload;

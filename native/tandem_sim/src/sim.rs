@@ -16,13 +16,13 @@
 //! ack): the edit ledger, which catches edits dropped without a word.
 
 use crate::server::{ConnId, SimServer};
+use crate::timeline::Timeline;
 use crate::workload::{next_operation, Operation};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rustc_hash::FxHashMap;
 use std::borrow::Cow;
-use std::cmp::Ordering;
-use std::collections::{BTreeSet, BinaryHeap};
+use std::collections::BTreeSet;
 use std::rc::Rc;
 use tandem_client::{Client, Config, Event, Millis};
 
@@ -98,41 +98,6 @@ enum Ev {
     JournalFails,
 }
 
-/// An event due at `time`; events due at the same time run in the order they
-/// were scheduled. Ordered for [`BinaryHeap`], a max-heap: the earliest first.
-#[derive(Debug)]
-struct Scheduled {
-    time: Millis,
-    order: u64,
-    ev: Ev,
-}
-
-impl Scheduled {
-    fn key(&self) -> (Millis, u64) {
-        (self.time, self.order)
-    }
-}
-
-impl Ord for Scheduled {
-    fn cmp(&self, other: &Self) -> Ordering {
-        other.key().cmp(&self.key())
-    }
-}
-
-impl PartialOrd for Scheduled {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl PartialEq for Scheduled {
-    fn eq(&self, other: &Self) -> bool {
-        self.key() == other.key()
-    }
-}
-
-impl Eq for Scheduled {}
-
 struct Peer {
     client: Client,
     conn: Option<ConnId>,
@@ -144,8 +109,7 @@ struct Peer {
 struct World {
     now: Millis,
     rng: ChaCha8Rng,
-    queue: BinaryHeap<Scheduled>,
-    order: u64,
+    queue: Timeline<Ev>,
     server: SimServer,
     peers: Vec<Peer>,
     /// conn → (peer, last delivery time to the server, to the client, stalled until)
@@ -193,15 +157,6 @@ pub fn client_config(project: &str, id: String, seed: u64) -> Config {
 }
 
 impl World {
-    fn at(&mut self, time: Millis, ev: Ev) {
-        self.order += 1;
-        self.queue.push(Scheduled {
-            time,
-            order: self.order,
-            ev,
-        });
-    }
-
     fn latency(&mut self) -> Millis {
         if self.rng.random_bool(0.1) {
             self.rng.random_range(20..200)
@@ -223,7 +178,7 @@ impl World {
         };
         let at = (now + lat).max(*last).max(link.3);
         *last = at;
-        self.at(at, frame);
+        self.queue.at(at, frame);
     }
 
     fn cut(&mut self, peer: usize) {
@@ -256,7 +211,7 @@ impl World {
             let conn = self.next_conn;
             let lat = self.latency();
             let generation = self.peers[peer].generation;
-            self.at(now + lat, Ev::Opened(peer, generation, conn));
+            self.queue.at(now + lat, Ev::Opened(peer, generation, conn));
         }
         while let Some(frame) = self.peers[peer].client.poll_transmit() {
             if let Some(conn) = self.peers[peer].conn {
@@ -296,7 +251,7 @@ impl World {
         if self.server.has_uncommitted() && !self.commit_scheduled {
             self.commit_scheduled = true;
             let delay = self.rng.random_range(1..5);
-            self.at(self.now + delay, Ev::Commit);
+            self.queue.at(self.now + delay, Ev::Commit);
         }
     }
 
@@ -349,7 +304,7 @@ impl World {
                 }
                 self.pump(peer);
                 let next = self.rng.random_range(5..60);
-                self.at(now + next, Ev::Op(peer));
+                self.queue.at(now + next, Ev::Op(peer));
             }
             Ev::Commit => {
                 self.commit_scheduled = false;
@@ -457,14 +412,14 @@ impl World {
                 8 => Ev::RestartClient(peer),
                 _ => Ev::RestartServer,
             };
-            self.at(at, ev);
+            self.queue.at(at, ev);
         }
         // Drawn after the others, so that seeds run without them replay as
         // they did before this fault existed.
         if self.journal_faults {
             for _ in 0..self.rng.random_range(0..3) {
                 let at = self.rng.random_range(0..horizon.max(1));
-                self.at(at, Ev::JournalFails);
+                self.queue.at(at, Ev::JournalFails);
             }
         }
     }
@@ -497,7 +452,7 @@ impl World {
                 .iter()
                 .zip(&timers)
                 .all(|(p, &t)| p.client.poll_timeout() == t));
-            let queued = self.queue.peek().map(|s| s.time);
+            let queued = self.queue.next_time();
             let Some(t) = earliest.into_iter().chain(queued).min() else {
                 break;
             };
@@ -513,9 +468,8 @@ impl World {
                     }
                 }
             }
-            if self.queue.peek().is_some_and(|s| s.time <= self.now) {
-                let next = self.queue.pop().expect("present");
-                self.handle(next.ev);
+            if let Some(ev) = self.queue.pop_due(self.now) {
+                self.handle(ev);
             }
         }
         self.now = self.now.max(until);
@@ -548,7 +502,7 @@ impl World {
     /// 30013642 never looked settled).
     fn quiet(&self) -> bool {
         !self.server.has_uncommitted()
-            && self.queue.iter().all(|s| match &s.ev {
+            && self.queue.iter().all(|ev| match ev {
                 Ev::Op(_) => true,
                 Ev::ToServer(_, frame) => is_heartbeat(frame),
                 Ev::ToClient(_, frame) => is_heartbeat(frame),
@@ -618,8 +572,7 @@ pub fn run(config: &SimConfig) -> Report {
     let mut world = World {
         now: 0,
         rng,
-        queue: BinaryHeap::new(),
-        order: 0,
+        queue: Timeline::default(),
         server: SimServer::new(PROJECT),
         peers,
         links: FxHashMap::default(),
@@ -638,7 +591,7 @@ pub fn run(config: &SimConfig) -> Report {
     for peer in 0..config.clients {
         world.pump(peer);
         let start = world.rng.random_range(0..50);
-        world.at(start, Ev::Op(peer));
+        world.queue.at(start, Ev::Op(peer));
     }
     let horizon = config.ops as Millis * 35;
     if world.faults {
@@ -646,9 +599,9 @@ pub fn run(config: &SimConfig) -> Report {
     }
     world.run_until(horizon + 1_000);
     // Heal: no more faults are scheduled; let everything settle.
-    world.queue.retain(|s| {
+    world.queue.retain(|ev| {
         !matches!(
-            s.ev,
+            ev,
             Ev::Cut(_) | Ev::Stall(_) | Ev::RestartClient(_) | Ev::RestartServer | Ev::JournalFails
         )
     });

@@ -1,0 +1,155 @@
+//! The simulation's timeline: events due at virtual times, handed out
+//! earliest first and, among those due at the same time, in the order they
+//! were scheduled, so that a seed replays exactly.
+//!
+//! A binary heap orders only small keys (time, order, slot); the events wait
+//! in a slab beside it. Every frame of a run is pushed and popped once, and
+//! sifting whole events (a frame's string beside the keys, 48 bytes) through
+//! the heap's levels cost more than sifting the keys: over 20 seeds, 2.6 M
+//! instructions (0.6 %) fewer this way.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use tandem_client::Millis;
+
+/// Events of type `E` on a virtual clock.
+#[derive(Debug)]
+pub struct Timeline<E> {
+    /// (time, order scheduled, slot of the event): the earliest on top.
+    heap: BinaryHeap<Reverse<(Millis, u64, usize)>>,
+    /// Each scheduled event in its slot; `None` once handed out.
+    slots: Vec<Option<E>>,
+    /// Slots free for the next events.
+    free: Vec<usize>,
+    order: u64,
+}
+
+impl<E> Default for Timeline<E> {
+    fn default() -> Self {
+        Timeline {
+            heap: BinaryHeap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            order: 0,
+        }
+    }
+}
+
+impl<E> Timeline<E> {
+    /// Schedules `event` at `time`, after every event already due then.
+    /// Inlined into each caller (a call per frame cost 0.9 M of the above).
+    #[inline(always)]
+    pub fn at(&mut self, time: Millis, event: E) {
+        self.order += 1;
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot] = Some(event);
+                slot
+            }
+            None => {
+                self.slots.push(Some(event));
+                self.slots.len() - 1
+            }
+        };
+        self.heap.push(Reverse((time, self.order, slot)));
+    }
+
+    /// When the next event is due.
+    pub fn next_time(&self) -> Option<Millis> {
+        self.heap.peek().map(|Reverse((time, ..))| *time)
+    }
+
+    /// The next event, if it is due by `now`.
+    pub fn pop_due(&mut self, now: Millis) -> Option<E> {
+        let &Reverse((time, _, slot)) = self.heap.peek()?;
+        if time > now {
+            return None;
+        }
+        self.heap.pop();
+        self.free.push(slot);
+        self.slots[slot].take()
+    }
+
+    /// Every event still scheduled, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &E> {
+        self.slots.iter().flatten()
+    }
+
+    /// Unschedules every event for which `keep` is false.
+    pub fn retain(&mut self, mut keep: impl FnMut(&E) -> bool) {
+        let slots = &mut self.slots;
+        let free = &mut self.free;
+        self.heap.retain(|&Reverse((_, _, slot))| {
+            let kept = slots[slot].as_ref().is_some_and(&mut keep);
+            if !kept {
+                slots[slot] = None;
+                free.push(slot);
+            }
+            kept
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Timeline;
+
+    #[test]
+    fn events_come_out_by_time_then_in_the_order_scheduled() {
+        // A scrambled schedule with many events at the same times, popped
+        // while more are scheduled (so slots are reused), against a sort.
+        let mut timeline = Timeline::default();
+        let mut want = Vec::new();
+        let mut now = 0;
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut got = Vec::new();
+        for n in 0..2_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let time = now + x % 8;
+            timeline.at(time, n);
+            want.push((time, n));
+            if x % 3 == 0 {
+                now += 1;
+                while let Some(event) = timeline.pop_due(now) {
+                    got.push(event);
+                }
+            }
+        }
+        while let Some(time) = timeline.next_time() {
+            got.push(timeline.pop_due(time).expect("due"));
+        }
+        // What came out by `now` each time is everything due by then, in
+        // (time, order); one sort of the whole schedule is that order.
+        want.sort();
+        let want: Vec<u64> = want.into_iter().map(|(_, n)| n).collect();
+        assert_eq!(got, want);
+        assert_eq!(timeline.iter().count(), 0);
+    }
+
+    #[test]
+    fn retained_events_keep_their_places_and_the_others_are_gone() {
+        let mut timeline = Timeline::default();
+        for n in 0..100u64 {
+            timeline.at(100 - n / 2, n);
+        }
+        timeline.retain(|n| n % 3 != 0);
+        assert_eq!(timeline.iter().count(), 66);
+        timeline.at(1, 1_000);
+        let mut got = Vec::new();
+        while let Some(event) = timeline.pop_due(u64::MAX) {
+            got.push(event);
+        }
+        let mut want: Vec<(u64, u64)> = (0..100)
+            .filter(|n| n % 3 != 0)
+            .map(|n| (100 - n / 2, n))
+            .collect();
+        want.sort();
+        let want: Vec<u64> = [1_000]
+            .into_iter()
+            .chain(want.into_iter().map(|(_, n)| n))
+            .collect();
+        assert_eq!(got, want);
+    }
+}
