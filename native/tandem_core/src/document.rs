@@ -1132,6 +1132,7 @@ impl ExactSizeIterator for Children<'_> {}
 /// search. The id is borrowed as the object's own [`ObjectId`]: entering
 /// the key copies it as it is (an inline id is 24 bytes copied) instead of
 /// encoding its text again.
+#[derive(Clone, Copy)]
 struct Key<'a> {
     word: u64,
     z: &'a str,
@@ -1155,7 +1156,7 @@ impl<'a> Key<'a> {
     fn or_fresh(&self, fresh_z: &'a Option<String>) -> Key<'a> {
         match fresh_z {
             Some(fresh) => Key::new(fresh, self.id),
-            None => Key { ..*self },
+            None => *self,
         }
     }
 
