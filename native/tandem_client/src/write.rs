@@ -1,6 +1,6 @@
 //! The frames written most, written by hand: `batch` broadcasts and the
-//! answers to `diffs` pushes (by the simulated server), the pushes (by the
-//! client) and the diffs alone (the simulator's ledger of edits).
+//! answers to `diffs` pushes (by the simulated server) and the pushes (by
+//! the client).
 //!
 //! serde_json spent about a hundred instructions on every string it wrote,
 //! most of them in calls around a few bytes, and a frame is mostly short
@@ -72,13 +72,6 @@ pub(crate) fn diffs_push(envelope: &Envelope<'_>, batch_id: u64, diffs: &[Diff])
     w.text()
 }
 
-/// The JSON text of `diffs`.
-pub fn diffs(diffs: &[Diff]) -> String {
-    let mut w = Writer::new();
-    w.diffs(diffs);
-    w.text()
-}
-
 /// Writing into a `String` cannot fail, so neither can a writer's steps.
 /// A `String`, not bytes: the frame is then text as written, where turning
 /// bytes into it checked every byte again (2.4 M instructions over the
@@ -92,8 +85,7 @@ struct Writer {
 impl Writer {
     /// With room for a typical frame: nine in ten of the simulator's fit
     /// in 256 bytes, the room most of them would end with anyway, and a
-    /// vector grown from nothing was reallocated five times to get there
-    /// (the simulator's ledger wrote its diffs so).
+    /// vector grown from nothing was reallocated five times to get there.
     fn new() -> Writer {
         Writer {
             out: String::with_capacity(256),
@@ -263,7 +255,7 @@ impl Writer {
 
 #[cfg(test)]
 mod tests {
-    use super::{ack_reply, batch_frame, diffs, diffs_push};
+    use super::{ack_reply, batch_frame, diffs_push};
     use crate::frame::Envelope;
     use serde::Serialize;
     use tandem_core::room::{Ack, DroppedDiff, IncomingBatch, ServerBatch};
@@ -311,7 +303,6 @@ mod tests {
     #[test]
     fn frames_are_written_as_serde_json_writes_them() {
         for sample in samples() {
-            assert_eq!(diffs(&sample), serde_json::to_string(&sample).unwrap());
             let batch = ServerBatch {
                 seq: 3,
                 client_id: "client-0-0".into(),

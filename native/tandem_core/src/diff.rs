@@ -46,7 +46,7 @@ pub const Z: &str = "z";
 /// it again, which cost more than the rest of decoding a batch. The accepted
 /// shapes are those the derive would accept (the tag `op` anywhere among the
 /// fields, unknown or foreign fields refused).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(tag = "op", rename_all = "lowercase")]
 pub enum Diff {
     /// Create object `id` with `attrs`.

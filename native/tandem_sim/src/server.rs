@@ -8,6 +8,7 @@
 //! Only the frame handling is re-stated here; every decision about diffs,
 //! sequence numbers and retries is `tandem_core`'s.
 
+use crate::ledger::{fingerprint, Fingerprint};
 use serde::Serialize;
 use serde_json::Value;
 use std::borrow::Cow;
@@ -40,8 +41,8 @@ pub struct Durable {
     pub seq: u64,
     pub client_id: String,
     pub batch_id: u64,
-    /// The diffs as the client sent them (JSON), to tell which edit this was.
-    pub sent: String,
+    /// The diffs as the client sent them, to tell which edit this was.
+    pub edit: Fingerprint,
 }
 
 /// A frame's `join_ref` or `ref`, as its text has it: only what outlives
@@ -279,7 +280,7 @@ impl SimServer {
         } else {
             Vec::new()
         };
-        out.extend(self.dispatch(conn, join_ref, ref_, topic, event, payload, frame));
+        out.extend(self.dispatch(conn, join_ref, ref_, topic, event, payload));
         out
     }
 
@@ -292,7 +293,6 @@ impl SimServer {
         topic: &str,
         event: &str,
         payload: Payload<IncomingBatch>,
-        text: &str,
     ) -> Vec<Outgoing> {
         let respond = |status: &str, response: Response| {
             vec![Outgoing {
@@ -321,9 +321,8 @@ impl SimServer {
                         let Payload::Typed(batch) = payload else {
                             return respond("error", Response::refusal("malformed", None));
                         };
-                        let sent = diffs_as_sent(text);
                         let who = (&*client_id, &*user_id);
-                        self.diffs(conn, join_ref, ref_, topic, who, batch, sent)
+                        self.diffs(conn, join_ref, ref_, topic, who, batch)
                     }
                     "sync" => {
                         let since = value(payload).get("since").and_then(Value::as_u64);
@@ -371,20 +370,16 @@ impl SimServer {
         topic: &str,
         (client_id, user_id): (&str, &str),
         batch: IncomingBatch,
-        sent: Option<&str>,
     ) -> Vec<Outgoing> {
-        // Written before the room takes the batch; copied only when kept.
-        let sent = sent.map_or_else(
-            || Cow::Owned(serde_json::to_string(&batch.diffs).expect("diffs encode")),
-            Cow::Borrowed,
-        );
+        // Taken before the room resolves (and so changes) the diffs.
+        let edit = fingerprint(&batch.diffs);
         let (ack, broadcast) = match self.room.submit(client_id, user_id, batch) {
             Ok(Submitted::Accepted { ack, batch }) => {
                 let durable = Durable {
                     seq: batch.seq,
                     client_id: batch.client_id.clone(),
                     batch_id: batch.batch_id,
-                    sent: sent.into_owned(),
+                    edit,
                 };
                 let frame = write::batch_frame(topic, &batch);
                 let entry = Entry {
@@ -440,20 +435,6 @@ impl SimServer {
             frame: Rc::clone(frame),
         }));
     }
-}
-
-/// The diffs of a `"diffs"` push as its text has them, when the frame is
-/// laid out as the client writes it (`…,"diffs",{"batch_id":N,"diffs":D}]`):
-/// the very JSON the client made of them, so not written again. A first `{`
-/// right after `"diffs",` can only be the payload's: quotes inside strings
-/// are escaped. (Were the client to write another field after the
-/// diffs, the ledger would see edits that never arrived and say so.)
-fn diffs_as_sent(frame: &str) -> Option<&str> {
-    let (envelope, payload) = frame.split_at(frame.find('{')?);
-    envelope.strip_suffix(r#""diffs","#)?;
-    let batch_id = payload.strip_prefix(r#"{"batch_id":"#)?;
-    let diffs = batch_id.trim_start_matches(|c: char| c.is_ascii_digit());
-    diffs.strip_prefix(r#","diffs":"#)?.strip_suffix("}]")
 }
 
 /// A payload that is not a batch.
@@ -517,42 +498,4 @@ fn reply(
     }
     let reply = Reply { status, response };
     Rc::new(frame(join_ref, ref_, topic, "phx_reply", &reply))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::diffs_as_sent;
-    use tandem_client::frame::Envelope;
-    use tandem_core::room::IncomingBatch;
-    use tandem_core::Diff;
-
-    #[test]
-    fn the_diffs_as_sent_are_the_json_the_client_made_of_them() {
-        let diffs = vec![
-            Diff::set("a{\"diffs\",{", "name", Some("}]".into())),
-            Diff::Remove { id: "b".into() },
-        ];
-        let batch = IncomingBatch {
-            batch_id: 12,
-            diffs: diffs.clone(),
-        };
-        let envelope = Envelope {
-            join_ref: Some("3"),
-            ref_: Some("7"),
-            topic: "project:p",
-            event: "diffs",
-        };
-        let frame = envelope.encode(&batch);
-        let json = serde_json::to_string(&diffs).unwrap();
-        assert_eq!(diffs_as_sent(&frame), Some(json.as_str()));
-        // Laid out otherwise, or a `{` before the payload: not found (the
-        // diffs are then written again).
-        let spaced = frame.replace(r#","diffs":"#, r#", "diffs": "#);
-        assert_eq!(diffs_as_sent(&spaced), None);
-        let braced = Envelope {
-            join_ref: Some("{"),
-            ..envelope
-        };
-        assert_eq!(diffs_as_sent(&braced.encode(&batch)), None);
-    }
 }

@@ -15,13 +15,13 @@
 //! durable history exactly once (unless its client restarted before the
 //! ack): the edit ledger, which catches edits dropped without a word.
 
+use crate::ledger::Ledger;
 use crate::server::{ConnId, SimServer};
 use crate::timeline::Timeline;
 use crate::workload::{next_operation, Operation};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rustc_hash::FxHashMap;
-use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::rc::Rc;
 use tandem_client::{Client, Config, Event, Millis};
@@ -122,9 +122,7 @@ struct World {
     mismatch_open: bool,
     /// Each refused batch, as `client/batch: reason`.
     refusals: Vec<String>,
-    /// client_id → diffs as sent → batches made by clients minus batches
-    /// made durable: at the end no edit may be missing (unless its client
-    /// restarted, losing what was unacknowledged) and none counted twice.
+    /// Batches made by clients minus batches made durable.
     ledger: Ledger,
     /// Client ids of restarted clients.
     dead: BTreeSet<String>,
@@ -135,12 +133,6 @@ struct World {
 }
 
 const PROJECT: &str = "fuzz";
-
-/// client_id → diffs as sent → count (see [`World::ledger`]). Hashed, not
-/// sorted: the diffs are long and mostly share their first bytes, so every
-/// comparison in a sorted map read far into them, and the client ids all
-/// begin `client-`. The fault reported is still the first in order.
-type Ledger = FxHashMap<String, FxHashMap<String, i64>>;
 
 /// Client timings for fuzzing: short, so that stalls and cuts are noticed
 /// and healed within a run (shared by `sim` and `net`).
@@ -353,14 +345,9 @@ impl World {
     fn ledger_edit(&mut self, peer: usize, batch_id: u64) {
         let client = &self.peers[peer].client;
         let made = client.replica().pending().find(|p| p.batch_id == batch_id);
-        let diffs = made.expect("a new batch is pending").diffs.as_slice();
-        let diffs = tandem_client::write::diffs(diffs);
-        tally(
-            &mut self.ledger,
-            &client.config().client_id,
-            Cow::Owned(diffs),
-            1,
-        );
+        let diffs = &made.expect("a new batch is pending").diffs;
+        self.ledger
+            .made(&client.config().client_id, batch_id, diffs);
     }
 
     /// Counts the batches made durable since the last look.
@@ -371,34 +358,11 @@ impl World {
             .range(self.ledger_seq + 1..)
             .map(|(_, d)| d)
         {
-            tally(
-                &mut self.ledger,
-                &durable.client_id,
-                Cow::Borrowed(&durable.sent),
-                -1,
-            );
+            self.ledger.durable(&durable.client_id, durable.edit);
         }
         if let Some(&last) = self.server.history().keys().next_back() {
             self.ledger_seq = last;
         }
-    }
-
-    /// An edit missing from the server, or sequenced twice.
-    fn ledger_fault(&self) -> Option<String> {
-        let counts = self.ledger.iter().flat_map(|(client, made)| {
-            made.iter()
-                .map(move |(diffs, &count)| (client, diffs, count))
-        });
-        let faults = counts.filter_map(|(client, diffs, count)| {
-            let lost = count > 0 && !self.dead.contains(client);
-            match (lost, count < 0) {
-                (true, _) => Some((client, diffs, "never reached the server")),
-                (_, true) => Some((client, diffs, "was sequenced twice")),
-                _ => None,
-            }
-        });
-        let (client, diffs, fault) = faults.min()?;
-        Some(format!("an edit of {client} {fault}: {diffs}"))
     }
 
     fn schedule_faults(&mut self, horizon: Millis) {
@@ -524,24 +488,6 @@ fn is_heartbeat(frame: &str) -> bool {
         .is_some_and(|(_, after)| after.starts_with(",\"phoenix\","))
 }
 
-/// Adds `delta` to the ledger's count of `diffs` made by `client`, copying
-/// the keys only when they are new. Owned diffs (a batch just made, nearly
-/// always new) go in with one lookup; borrowed ones are looked up first.
-fn tally(ledger: &mut Ledger, client: &str, diffs: Cow<'_, str>, delta: i64) {
-    let made = match ledger.get_mut(client) {
-        Some(made) => made,
-        None => ledger.entry(client.to_owned()).or_default(),
-    };
-    let count = match diffs {
-        Cow::Owned(diffs) => made.entry(diffs).or_default(),
-        Cow::Borrowed(diffs) => match made.get_mut(diffs) {
-            Some(count) => count,
-            None => made.entry(diffs.to_owned()).or_default(),
-        },
-    };
-    *count += delta;
-}
-
 fn stats_of(client: &Client) -> Counters {
     let s = client.stats();
     Counters {
@@ -583,7 +529,7 @@ pub fn run(config: &SimConfig) -> Report {
         counters: Counters::default(),
         mismatch_open: false,
         refusals: Vec::new(),
-        ledger: FxHashMap::default(),
+        ledger: Ledger::default(),
         dead: BTreeSet::new(),
         ledger_seq: 0,
         touched: Vec::new(),
@@ -636,7 +582,7 @@ pub fn run(config: &SimConfig) -> Report {
 
 fn verdict(world: &mut World) -> Option<String> {
     world.ledger_durable();
-    if let Some(fault) = world.ledger_fault() {
+    if let Some(fault) = world.ledger.fault(&world.dead) {
         return Some(fault);
     }
     if let Some(first) = world.refusals.first() {
