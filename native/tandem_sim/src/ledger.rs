@@ -67,8 +67,8 @@ impl Ledger {
     }
 
     /// The first (by client and batch id) edit missing from the server,
-    /// made durable twice, or durable but never made; clients in
-    /// `restarted` may have lost theirs.
+    /// made durable more often than it was made, or durable but never
+    /// made; clients in `restarted` may have lost theirs.
     pub fn fault(&self, restarted: &BTreeSet<String>) -> Option<String> {
         let tallies = self
             .clients

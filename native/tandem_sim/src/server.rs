@@ -41,7 +41,8 @@ pub struct Durable {
     pub seq: u64,
     pub client_id: String,
     pub batch_id: u64,
-    /// The diffs as the client sent them, to tell which edit this was.
+    /// The fingerprint of the diffs as the client sent them, to tell which
+    /// edit this was (see [`crate::ledger`]).
     pub edit: Fingerprint,
 }
 
