@@ -1,6 +1,8 @@
 //! `cargo bench -p tandem_client`: what one incoming remote batch costs a
 //! client (decode the frame, rebase, checksum check) with 0, 10 and 100
-//! pending local diffs, on a 1,000-object document. On mimalloc, as the
+//! pending local diffs, on a 1,000-object document; and what joining a
+//! project costs when the answer carries the whole document (1,000 and
+//! 10,000 objects), in the layout the server writes it. On mimalloc, as the
 //! core's benches, the NIF and the simulator: under glibc's allocator the
 //! figures followed the heap left by the previous iteration's client (the
 //! same code measured 2x apart depending on it).
@@ -12,15 +14,16 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use serde_json::json;
 use tandem_client::{Client, Config, Frame};
 use tandem_core::room::{IncomingBatch, LogBounds, Submitted};
-use tandem_core::{Diff, Limits, Room};
+use tandem_core::{codec, Diff, Limits, Room};
 
 fn set(i: usize, v: usize) -> Diff {
     Diff::set(format!("o{}", i % 1000), "x", Some(v.into()))
 }
 
-fn bench(c: &mut Criterion) {
+/// A room holding `objects` layers, added by one batch.
+fn room_of(objects: usize) -> Room {
     let mut room = Room::new(Limits::default(), LogBounds::default());
-    let adds: Vec<Diff> = (0..1000)
+    let adds: Vec<Diff> = (0..objects)
         .map(|i| serde_json::from_value(json!({"op": "add", "id": format!("o{i}"), "attrs": {"name": "layer", "z": format!("{:04x}80", i + 1)}})).unwrap())
         .collect();
     room.submit(
@@ -32,6 +35,51 @@ fn bench(c: &mut Criterion) {
         },
     )
     .unwrap();
+    room
+}
+
+/// A client that has connected and sent its join, and the join's refs.
+fn joining_client() -> (Client, Frame) {
+    let mut client = Client::new(Config::new("p", "me"), 0);
+    client.handle_timeout(0);
+    client.poll_connect();
+    client.handle_connected(0);
+    let join = Frame::decode(&client.poll_transmit().unwrap()).unwrap();
+    (client, join)
+}
+
+/// The `ok` answer to `join` carrying `room`'s whole document, written as
+/// the server writes it (the room's JSON inside the reply, fields in their
+/// declared order).
+fn snapshot_reply(room: &Room, join: &Frame) -> String {
+    let response = String::from_utf8(codec::to_json(&room.catch_up(None))).unwrap();
+    let refs = json!([join.join_ref, join.ref_, join.topic, "phx_reply"]).to_string();
+    let head = refs.strip_suffix(']').unwrap();
+    format!("{head},{{\"status\":\"ok\",\"response\":{response}}}]")
+}
+
+fn join(c: &mut Criterion) {
+    let mut group = c.benchmark_group("join with a snapshot");
+    for objects in [1_000, 10_000] {
+        let room = room_of(objects);
+        let reply = snapshot_reply(&room, &joining_client().1);
+        group.bench_function(format!("{objects} objects"), |b| {
+            b.iter_batched(
+                || joining_client().0,
+                |mut client| {
+                    client.handle_frame(1, &reply);
+                    assert_eq!(client.document().len(), objects);
+                    client
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+fn bench(c: &mut Criterion) {
+    let mut room = room_of(1000);
     let state = serde_json::to_value(room.catch_up(None)).unwrap();
     let Submitted::Accepted { batch, .. } = room
         .submit(
@@ -56,11 +104,7 @@ fn bench(c: &mut Criterion) {
     .encode();
 
     let joined_client = |pending: usize| {
-        let mut client = Client::new(Config::new("p", "me"), 0);
-        client.handle_timeout(0);
-        client.poll_connect();
-        client.handle_connected(0);
-        let join = Frame::decode(&client.poll_transmit().unwrap()).unwrap();
+        let (mut client, join) = joining_client();
         let reply = Frame {
             join_ref: join.join_ref.clone(),
             ref_: join.ref_.clone(),
@@ -94,5 +138,5 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+criterion_group!(benches, bench, join);
 criterion_main!(benches);

@@ -1,7 +1,8 @@
 //! The frames a busy client and the simulated server read most, read
 //! straight from their text: `batch` broadcasts (every member reads every
 //! batch), the `ok` answers to `diffs` pushes and those that catch up with
-//! batches, and the pushes themselves.
+//! batches or with the whole document (a join on a large project reads
+//! most of its bytes there), and the pushes themselves.
 //!
 //! serde_json's general reader spent more instructions walking their tokens
 //! than the client spent rebasing over a batch. These frames are always
@@ -18,7 +19,7 @@ use std::borrow::Cow;
 use tandem_core::checksum::escape_flags;
 use tandem_core::room::{IncomingBatch, ServerBatch};
 use tandem_core::value::Map;
-use tandem_core::{Attrs, Checksum, Diff, Value};
+use tandem_core::{Attrs, Checksum, Diff, Document, Limits, Value};
 
 /// Values nested deeper than this go to serde (whose own limit is 128).
 const MAX_DEPTH: usize = 32;
@@ -36,9 +37,9 @@ pub(crate) fn batch(text: &str, topic: &str) -> Option<ServerBatch> {
 }
 
 /// The ref of an `ok` answer to a `diffs` push, or of one that catches up
-/// with batches (to a join or a sync), and what the client keeps of it:
-/// the seq and the batches (the rest is read only to be sure the frame is
-/// JSON).
+/// (to a join or a sync) with batches or a snapshot, and what the client
+/// keeps of it: the seq and the batches or the document (the rest is read
+/// only to be sure the frame is JSON).
 pub(crate) fn ack(text: &str) -> Option<(&str, Accepted)> {
     let mut c = Cursor { text, at: 0 };
     let (_, ref_, _) = c.envelope()?;
@@ -48,6 +49,8 @@ pub(crate) fn ack(text: &str) -> Option<(&str, Accepted)> {
     c.checksum()?;
     let state = if c.eat(",\"batches\":[").is_some() {
         State::Batches(c.list("]", Cursor::server_batch)?)
+    } else if c.eat(",\"snapshot\":{").is_some() {
+        State::Snapshot(Some(c.snapshot()?))
     } else {
         c.eat(",\"amended\":")?;
         c.value(0)?;
@@ -284,6 +287,19 @@ impl<'t> Cursor<'t> {
         })
     }
 
+    /// A document after its `{`: each object's id and attributes, as a
+    /// document writes them. One that is not a document (an id repeated,
+    /// which serde would read as the last of them, or a broken tree) is left
+    /// to serde, which has the last word on it.
+    fn snapshot(&mut self) -> Option<Document> {
+        let objects = self.list("}", |c| {
+            let id = c.string()?.into();
+            c.eat(":")?;
+            Some((id, c.attrs()?))
+        })?;
+        Document::from_objects(objects, Limits::default()).ok()
+    }
+
     fn diffs(&mut self) -> Option<Vec<Diff>> {
         self.eat("[")?;
         self.list("]", Self::diff)
@@ -393,7 +409,9 @@ mod tests {
     use serde::Serialize;
     use std::fmt::Debug;
     use tandem_core::room::{Ack, CatchUp, DroppedDiff, IncomingBatch, ServerBatch};
-    use tandem_core::{value, Attrs, Checksum, Diff, DropReason, Value};
+    use tandem_core::{
+        value, Attrs, Checksum, Diff, Document, DropReason, Limits, ObjectId, Value,
+    };
 
     const TOPIC: &str = "project:p";
 
@@ -461,7 +479,7 @@ mod tests {
         }
     }
 
-    fn attrs(pairs: &[(&str, Value)]) -> Attrs {
+    fn attrs_of(pairs: &[(&str, Value)]) -> Attrs {
         pairs
             .iter()
             .map(|(k, v)| ((*k).into(), v.clone()))
@@ -477,7 +495,7 @@ mod tests {
             vec![],
             vec![add(
                 "o1",
-                attrs(&[
+                attrs_of(&[
                     ("color", value!({"g": 0, "r": 255})),
                     ("name", value!("layer ✓")),
                     ("parent", value!("g1")),
@@ -533,8 +551,33 @@ mod tests {
             snapshot: None,
             batches: Some(batches),
         });
+        let documents = [vec![], snapshot_objects()]
+            .map(|objects| Document::from_objects(objects, Limits::default()).expect("a document"));
+        let snapshots = documents.iter().map(|document| CatchUp {
+            seq: 12,
+            checksum: document.checksum(),
+            snapshot: Some(document),
+            batches: None,
+        });
         let acks = acks.map(|ack| reply(&ack));
-        acks.chain(catch_ups.iter().map(reply)).collect()
+        let catch_ups = catch_ups.iter().map(reply);
+        acks.chain(catch_ups)
+            .chain(snapshots.map(|s| reply(&s)))
+            .collect()
+    }
+
+    /// A group holding a layer of every kind of value, and an object
+    /// without attributes.
+    fn snapshot_objects() -> Vec<(ObjectId, Attrs)> {
+        let Diff::Add { id, attrs } = samples()[1][0].clone() else {
+            unreachable!("the second sample adds a layer")
+        };
+        let group = attrs_of(&[("name", value!("group")), ("z", value!("80"))]);
+        vec![
+            (id, attrs),
+            ("g1".into(), group),
+            ("a".into(), Attrs::new()),
+        ]
     }
 
     fn push_frames() -> Vec<String> {
@@ -675,6 +718,10 @@ ack "ok" => "error"
 ack "dropped" => "other"
 ack ["3","31" => ["3",null
 push "batch_id":9 => "batch_id":9.5
+snapshot "a":[] => "a":[],"a":[]
+snapshot "parent":"g1" => "parent":"g9"
+snapshot "name":"group" => "name":"group","parent":"o1"
+snapshot "snapshot" => "snapshots"
 push "diffs",{ => "diff",{
 "#;
 
@@ -687,6 +734,7 @@ push "diffs",{ => "diff",{
             let sample = match kind {
                 "batch" => &batches[1],
                 "ack" => &acks[1],
+                "snapshot" => acks.last().expect("a snapshot"),
                 _ => &pushes[1],
             };
             let other = sample.replace(from, to);
