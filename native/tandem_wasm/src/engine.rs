@@ -6,6 +6,7 @@
 //! not reuse `tandem_client::Client` because that type owns the Phoenix
 //! Channels framing, which in the browser is phoenix.js's job.
 
+use serde::Deserialize;
 use serde_json::Value;
 use tandem_core::replica::Incoming;
 use tandem_core::room::ServerBatch;
@@ -79,16 +80,17 @@ impl Engine {
             .get("seq")
             .and_then(Value::as_u64)
             .unwrap_or(self.seq());
+        // Read from the tree in place: a copy of it first (all of a large
+        // project's document) would cost as much again.
         if let Some(snapshot) = response.get("snapshot") {
-            let doc: Document =
-                serde_json::from_value(snapshot.clone()).map_err(|e| e.to_string())?;
+            let doc = Document::deserialize(snapshot).map_err(|e| e.to_string())?;
             self.replica.reset(seq, doc);
             return Ok(Reaction::default());
         }
         match response.get("batches") {
             Some(batches) => {
-                let batches: Vec<ServerBatch> =
-                    serde_json::from_value(batches.clone()).map_err(|e| e.to_string())?;
+                let batches =
+                    Vec::<ServerBatch>::deserialize(batches).map_err(|e| e.to_string())?;
                 Ok(self.receive(batches))
             }
             None => Ok(Reaction::default()),
