@@ -80,8 +80,8 @@ impl Engine {
             .get("seq")
             .and_then(Value::as_u64)
             .unwrap_or(self.seq());
-        // Read from the tree in place: a copy of it first (all of a large
-        // project's document) would cost as much again.
+        // Read from the tree in place: a copy of it first would be a second
+        // tree to allocate, as large as a big project's document (not measured).
         if let Some(snapshot) = response.get("snapshot") {
             let doc = Document::deserialize(snapshot).map_err(|e| e.to_string())?;
             self.replica.reset(seq, doc);
