@@ -15,17 +15,19 @@
 
 use crate::answer::{Accepted, State, Typed, Want};
 use crate::backoff::Backoff;
-use crate::direct;
+use crate::direct::{self, Broadcast, Echo};
 use crate::frame::{BinaryFrame, Envelope, Frame, Incoming, Payload};
 use crate::outstanding::Outstanding;
 use crate::presence::{Presence, PresenceChange};
 use crate::write;
 use crate::Millis;
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::cell::Cell;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
+use tandem_core::replica::{Gap, Received};
 use tandem_core::room::ServerBatch;
 use tandem_core::{Diff, Document, Outcome, Replica};
 
@@ -274,6 +276,10 @@ pub struct Client {
     awaiting: Outstanding<Awaiting>,
     /// Batches held while joining or resyncing.
     held: Vec<ServerBatch>,
+    /// The diffs of pending batches as their last push wrote them, by
+    /// batch id: a broadcast of one with those very bytes is read without
+    /// them (`direct::broadcast`).
+    sent_diffs: FxHashMap<u64, Box<str>>,
     resyncing: bool,
     /// Highest batch id sent on the current join.
     sent_upto: u64,
@@ -326,6 +332,7 @@ impl Client {
             heartbeat_at: None,
             awaiting: Outstanding::default(),
             held: Vec::new(),
+            sent_diffs: FxHashMap::default(),
             resyncing: false,
             sent_upto: 0,
             resend_at: None,
@@ -486,8 +493,25 @@ impl Client {
             Vsn::V2 => {
                 let up = self.conn == Conn::Up;
                 // The frames read most: first as the server writes them.
-                if let Some(batch) = up.then(|| direct::batch(text, &self.topic)).flatten() {
-                    return self.on_batch(now, batch);
+                if up {
+                    let applies = self.applies_batches();
+                    let sent = |client_id: &str, batch_id: u64| {
+                        let own = applies && client_id == self.replica.client_id();
+                        own.then(|| self.sent_diffs.get(&batch_id)).flatten()
+                    };
+                    match direct::broadcast(text, &self.topic, |c, b| sent(c, b).map(|d| &**d)) {
+                        Some(Broadcast::Batch(batch)) => return self.on_batch(now, batch),
+                        Some(Broadcast::Echo(echo)) if self.on_echo(now, &echo) => return,
+                        // No longer pending: only the batch's diffs will do.
+                        Some(Broadcast::Echo(_)) => {
+                            if let Some(Broadcast::Batch(batch)) =
+                                direct::broadcast(text, &self.topic, |_, _| None)
+                            {
+                                return self.on_batch(now, batch);
+                            }
+                        }
+                        None => {}
+                    }
                 }
                 let own = |r: &str| self.awaiting.get(r).is_some_and(Awaiting::is_own);
                 if let Some((ref_, accepted)) = direct::ack(text).filter(|(r, _)| own(r)) {
@@ -569,11 +593,33 @@ impl Client {
     }
 
     fn on_batch(&mut self, now: Millis, batch: ServerBatch) {
-        if self.join == Join::Joined && !self.resyncing {
+        if self.applies_batches() {
             self.apply_batches(now, [batch]);
         } else {
             self.held.push(batch);
         }
+    }
+
+    /// Whether a batch received now is applied at once (else it is held).
+    fn applies_batches(&self) -> bool {
+        self.join == Join::Joined && !self.resyncing
+    }
+
+    /// A broadcast of an own batch applied as sent (see
+    /// `direct::broadcast`), applied without its diffs. False when that
+    /// batch is not pending any more.
+    fn on_echo(&mut self, now: Millis, echo: &Echo) -> bool {
+        let Echo {
+            seq,
+            batch_id,
+            checksum,
+        } = *echo;
+        let Some(received) = self.replica.receive_echo(seq, batch_id, checksum) else {
+            return false;
+        };
+        self.sent_diffs.remove(&batch_id);
+        self.after_receiving(now, 1, received);
+        true
     }
 
     fn side_topic(&self, side: Side) -> String {
@@ -1107,6 +1153,7 @@ impl Client {
             join_ref,
             next_ref,
             sent_upto,
+            sent_diffs,
             ..
         } = self;
         let unsent: Vec<(u64, String, String)> = replica
@@ -1121,7 +1168,11 @@ impl Client {
                     event: "diffs",
                 };
                 let text = match config.vsn {
-                    Vsn::V2 => write::diffs_push(&envelope, p.batch_id, &p.diffs),
+                    Vsn::V2 => {
+                        let push = write::diffs_push(&envelope, p.batch_id, &p.diffs);
+                        sent_diffs.insert(p.batch_id, push.diffs().into());
+                        push.text
+                    }
                     Vsn::V1 => envelope.encode_v1(&SentBatch {
                         batch_id: p.batch_id,
                         diffs: &p.diffs,
@@ -1130,6 +1181,11 @@ impl Client {
                 (p.batch_id, ref_, text)
             })
             .collect();
+        // Batches that left otherwise (refused, answered as already
+        // applied, moved under a fresh id) are let go now and then.
+        if sent_diffs.len() > 2 * replica.pending().len() + 16 {
+            sent_diffs.retain(|id, _| replica.pending().any(|p| p.batch_id == *id));
+        }
         for (batch_id, ref_, text) in unsent {
             self.outbox.push_back(text);
             self.await_reply(now, ref_, Awaiting::Diffs { batch_id });
@@ -1314,7 +1370,14 @@ impl Client {
         if count == 0 {
             return;
         }
-        match self.replica.receive(batches) {
+        let received = self.replica.receive(batches);
+        self.after_receiving(now, count, received);
+    }
+
+    /// What receiving `count` server batches leads to: an app event when
+    /// something new came, a verify on a mismatch, a sync on a gap.
+    fn after_receiving(&mut self, now: Millis, count: usize, received: Result<Received, Gap>) {
+        match received {
             Ok(received) => {
                 if received.ignored < count {
                     self.events.push_back(Event::Changed);

@@ -24,16 +24,61 @@ use tandem_core::{Attrs, Checksum, Diff, Document, Limits, Value};
 /// Values nested deeper than this go to serde (whose own limit is 128).
 const MAX_DEPTH: usize = 32;
 
-/// The batch of a `batch` broadcast on `topic`.
-pub(crate) fn batch(text: &str, topic: &str) -> Option<ServerBatch> {
+/// A `batch` broadcast on `topic`, as read here.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Broadcast {
+    Batch(ServerBatch),
+    /// A batch of this client's whose diffs are byte for byte the ones it
+    /// sent: the server applied them as they were (nothing amended or
+    /// dropped), and they are not read again (see [`broadcast`]).
+    Echo(Echo),
+}
+
+/// What an [`Broadcast::Echo`] tells beside diffs the client already has.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Echo {
+    pub seq: u64,
+    pub batch_id: u64,
+    pub checksum: Checksum,
+}
+
+/// A `batch` broadcast on `topic`. `sent(client_id, batch_id)` gives the
+/// diffs of a batch this client has sent, as they were written in its push
+/// (the JSON array): a broadcast whose diffs are those very bytes is read as
+/// an [`Echo`] without reading them again. A client receives its own every
+/// batch, and reading their diffs was a quarter of its reading; the bytes
+/// are compared exactly, so an echo is read only when the diffs are known
+/// JSON that means what the client sent.
+pub(crate) fn broadcast<'s>(
+    text: &str,
+    topic: &str,
+    sent: impl FnOnce(&str, u64) -> Option<&'s str>,
+) -> Option<Broadcast> {
     let mut c = Cursor { text, at: 0 };
     // As every broadcast starts: no refs, and the topic needs no escapes.
     c.eat("[null,null,\"")?;
     c.eat(topic)?;
     c.eat("\",\"batch\",")?;
-    let batch = c.server_batch()?;
+    let head = c.batch_head()?;
+    if let Some(diffs) = sent(head.client_id, head.batch_id) {
+        let start = c.at;
+        let echo = c.eat(diffs).and_then(|()| {
+            let checksum = c.batch_checksum()?;
+            c.end("]")?;
+            Some(Echo {
+                seq: head.seq,
+                batch_id: head.batch_id,
+                checksum,
+            })
+        });
+        if echo.is_some() {
+            return echo.map(Broadcast::Echo);
+        }
+        c.at = start;
+    }
+    let batch = c.batch_rest(head)?;
     c.end("]")?;
-    Some(batch)
+    Some(Broadcast::Batch(batch))
 }
 
 /// The ref of an `ok` answer to a `diffs` push, or of one that catches up
@@ -128,6 +173,14 @@ pub(crate) fn first_stop(bytes: &[u8]) -> Option<usize> {
         .iter()
         .position(|&b| STOPS[usize::from(b)]);
     tail.map(|i| at + i)
+}
+
+/// A batch's fields before its diffs, borrowed from the frame.
+struct BatchHead<'t> {
+    seq: u64,
+    client_id: &'t str,
+    batch_id: u64,
+    user_id: &'t str,
 }
 
 struct Cursor<'t> {
@@ -264,27 +317,48 @@ impl<'t> Cursor<'t> {
     }
 
     fn server_batch(&mut self) -> Option<ServerBatch> {
+        let head = self.batch_head()?;
+        self.batch_rest(head)
+    }
+
+    /// A batch up to its diffs.
+    fn batch_head(&mut self) -> Option<BatchHead<'t>> {
         self.eat("{\"seq\":")?;
         let seq = self.number()?;
         self.eat(",\"client_id\":")?;
-        let client_id = self.string()?.to_owned();
+        let client_id = self.string()?;
         self.eat(",\"batch_id\":")?;
         let batch_id = self.number()?;
         self.eat(",\"user_id\":")?;
-        let user_id = self.string()?.to_owned();
+        let user_id = self.string()?;
         self.eat(",\"diffs\":")?;
-        let diffs = self.diffs()?;
-        self.eat(",\"checksum\":")?;
-        let checksum = self.checksum()?;
-        self.eat("}")?;
-        Some(ServerBatch {
+        Some(BatchHead {
             seq,
             client_id,
             batch_id,
             user_id,
-            diffs,
-            checksum,
         })
+    }
+
+    /// A batch from its diffs on.
+    fn batch_rest(&mut self, head: BatchHead<'_>) -> Option<ServerBatch> {
+        let diffs = self.diffs()?;
+        Some(ServerBatch {
+            seq: head.seq,
+            client_id: head.client_id.to_owned(),
+            batch_id: head.batch_id,
+            user_id: head.user_id.to_owned(),
+            diffs,
+            checksum: self.batch_checksum()?,
+        })
+    }
+
+    /// A batch after its diffs: its checksum, and its end.
+    fn batch_checksum(&mut self) -> Option<Checksum> {
+        self.eat(",\"checksum\":")?;
+        let checksum = self.checksum()?;
+        self.eat("}")?;
+        Some(checksum)
     }
 
     /// A document after its `{`: each object's id and attributes, as a
@@ -403,7 +477,7 @@ impl<'t> Cursor<'t> {
 
 #[cfg(test)]
 mod tests {
-    use super::{ack, batch, diffs_push, first_stop, Cursor, STOPS};
+    use super::{ack, broadcast, diffs_push, first_stop, Broadcast, Cursor, Echo, STOPS};
     use crate::answer::{Accepted, Typed, Want};
     use crate::frame::{Envelope, Incoming, Payload};
     use serde::Serialize;
@@ -466,6 +540,43 @@ mod tests {
     fn push_by_serde(text: &str) -> Option<Incoming<IncomingBatch>> {
         Incoming::<IncomingBatch>::parse(text, |_, event| event == "diffs")
             .filter(|i| matches!(i.payload, Payload::Typed(_)))
+    }
+
+    /// A broadcast read as a batch from someone else.
+    fn batch(text: &str, topic: &str) -> Option<ServerBatch> {
+        match broadcast(text, topic, |_, _| None)? {
+            Broadcast::Batch(batch) => Some(batch),
+            Broadcast::Echo(echo) => panic!("nothing was sent: {echo:?}"),
+        }
+    }
+
+    /// What a broadcast says of its batch.
+    type Said = (u64, u64, Checksum, Vec<Diff>);
+
+    fn said_by_serde(text: &str) -> Option<Said> {
+        let b = batch_by_serde(text)?;
+        Some((b.seq, b.batch_id, b.checksum, b.diffs))
+    }
+
+    /// The broadcast read by a client that sent `sent` as the diffs of
+    /// batch `u64::MAX` of `client-1-0` (the samples' ids).
+    fn said_to_sender(text: &str, sent: &[Diff]) -> Option<Said> {
+        let written = serde_json::to_string(sent).expect("diffs are JSON");
+        let own = |client: &str, batch_id| {
+            (client == "client-1-0" && batch_id == u64::MAX).then_some(written.as_str())
+        };
+        Some(match broadcast(text, TOPIC, own)? {
+            Broadcast::Batch(b) => (b.seq, b.batch_id, b.checksum, b.diffs),
+            Broadcast::Echo(Echo {
+                seq,
+                batch_id,
+                checksum,
+            }) => {
+                // What the sent bytes mean (a `null` value is none).
+                let meant = serde_json::from_str(&written).expect("diffs are JSON");
+                (seq, batch_id, checksum, meant)
+            }
+        })
     }
 
     fn server_batch(diffs: Vec<Diff>) -> ServerBatch {
@@ -749,9 +860,36 @@ push "diffs",{ => "diff",{
     }
 
     #[test]
+    fn a_broadcast_of_the_very_diffs_sent_is_an_echo_and_any_other_a_batch() {
+        let samples = samples();
+        for (text, sent) in batch_frames().iter().zip(&samples) {
+            let written = serde_json::to_string(sent).expect("diffs are JSON");
+            let b = batch_by_serde(text).expect("a batch");
+            let echo = Echo {
+                seq: b.seq,
+                batch_id: b.batch_id,
+                checksum: b.checksum,
+            };
+            let mut asked = None;
+            let read = broadcast(text, TOPIC, |client, batch_id| {
+                asked = Some((client.to_owned(), batch_id));
+                Some(written.as_str())
+            });
+            assert_eq!(read, Some(Broadcast::Echo(echo)));
+            assert_eq!(asked, Some((b.client_id.clone(), b.batch_id)));
+            for other in samples.iter().filter(|other| *other != sent) {
+                let other = serde_json::to_string(other).expect("diffs are JSON");
+                let read = broadcast(text, TOPIC, |_, _| Some(other.as_str()));
+                assert_eq!(read, Some(Broadcast::Batch(b.clone())));
+            }
+        }
+    }
+
+    #[test]
     fn a_frame_read_here_means_what_serde_makes_of_it() {
-        for text in batch_frames() {
-            agree_near(&text, |t| batch(t, TOPIC), batch_by_serde);
+        for (text, sent) in batch_frames().iter().zip(samples()) {
+            agree_near(text, |t| batch(t, TOPIC), batch_by_serde);
+            agree_near(text, |t| said_to_sender(t, &sent), said_by_serde);
         }
         for text in ack_frames() {
             agree_near(&text, ack_direct, ack_by_serde);

@@ -55,8 +55,21 @@ pub fn ack_reply(join_ref: Option<&str>, ref_: Option<&str>, topic: &str, ack: &
     w.text()
 }
 
+/// A written `diffs` push, and where its diffs are in it.
+pub(crate) struct Push {
+    pub text: String,
+    diffs_at: usize,
+}
+
+impl Push {
+    /// The diffs as written: their JSON array.
+    pub fn diffs(&self) -> &str {
+        &self.text[self.diffs_at..self.text.len() - "}]".len()]
+    }
+}
+
 /// The V2 frame of a `diffs` push.
-pub(crate) fn diffs_push(envelope: &Envelope<'_>, batch_id: u64, diffs: &[Diff]) -> String {
+pub(crate) fn diffs_push(envelope: &Envelope<'_>, batch_id: u64, diffs: &[Diff]) -> Push {
     let Envelope {
         join_ref,
         ref_,
@@ -67,9 +80,13 @@ pub(crate) fn diffs_push(envelope: &Envelope<'_>, batch_id: u64, diffs: &[Diff])
     w.raw("{\"batch_id\":");
     w.number(batch_id);
     w.raw(",\"diffs\":");
+    let diffs_at = w.out.len();
     w.diffs(diffs);
     w.raw("}]");
-    w.text()
+    Push {
+        text: w.text(),
+        diffs_at,
+    }
 }
 
 /// Writing into a `String` cannot fail, so neither can a writer's steps.
@@ -329,7 +346,9 @@ mod tests {
                 diffs: sample,
             };
             let written = diffs_push(&envelope, push.batch_id, &push.diffs);
-            assert_eq!(written, envelope.encode(&push));
+            assert_eq!(written.text, envelope.encode(&push));
+            let diffs = serde_json::to_string(&push.diffs).expect("diffs are JSON");
+            assert_eq!(written.diffs(), diffs);
         }
     }
 

@@ -239,6 +239,54 @@ impl Replica {
         Ok(received)
     }
 
+    /// Rebases over server batch `seq` when it is own pending batch
+    /// `batch_id` applied exactly as it was sent (nothing amended or
+    /// dropped: the caller saw the very diffs it sent), which is then
+    /// [`Replica::receive`] of it without its diffs: they are the pending
+    /// batch's own. `None` when no batch `batch_id` is pending and `seq` is
+    /// new; only the server's diffs will do then.
+    pub fn receive_echo(
+        &mut self,
+        seq: u64,
+        batch_id: u64,
+        checksum: Checksum,
+    ) -> Option<Result<Received, Gap>> {
+        let mut received = Received::default();
+        if seq <= self.seq {
+            received.ignored = 1;
+            return Some(Ok(received));
+        }
+        if seq != self.seq + 1 {
+            return Some(Err(Gap {
+                expected: self.seq + 1,
+                received: seq,
+            }));
+        }
+        let index = self.pending.iter().position(|p| p.batch_id == batch_id)?;
+        let front = &self.pending[index];
+        let actual = if index == 0 && self.settled && front.applied.is_none() {
+            // Applied as sent, on the confirmed state: the view already is
+            // the new confirmed state plus the rest.
+            let front = self.pending.pop_front().expect("found above");
+            front.checksum_after
+        } else {
+            self.unwind();
+            let pending = self.pending.remove(index).expect("found above");
+            self.doc.apply_quietly(pending.diffs);
+            self.doc.checksum()
+        };
+        if actual != checksum {
+            received.mismatch = Some(Mismatch {
+                seq,
+                expected: checksum,
+                actual,
+            });
+        }
+        self.seq = seq;
+        received.acked.push(batch_id);
+        Some(Ok(received))
+    }
+
     /// The server answered `batch_id` with seq `acked_seq` (possibly a
     /// retry's answer). When the confirmed state already includes that seq
     /// the batch's broadcast will never come again, so it leaves the queue.
