@@ -495,11 +495,13 @@ impl Client {
                 // The frames read most: first as the server writes them.
                 if up {
                     let applies = self.applies_batches();
-                    let sent = |client_id: &str, batch_id: u64| {
+                    let sent = |client_id: &str, batch_id| {
                         let own = applies && client_id == self.replica.client_id();
-                        own.then(|| self.sent_diffs.get(&batch_id)).flatten()
+                        own.then(|| self.sent_diffs.get(&batch_id))
+                            .flatten()
+                            .map(|d| &**d)
                     };
-                    match direct::broadcast(text, &self.topic, |c, b| sent(c, b).map(|d| &**d)) {
+                    match direct::broadcast(text, &self.topic, sent) {
                         Some(Broadcast::Batch(batch)) => return self.on_batch(now, batch),
                         Some(Broadcast::Echo(echo)) if self.on_echo(now, &echo) => return,
                         // No longer pending: only the batch's diffs will do.

@@ -71,8 +71,8 @@ pub(crate) fn broadcast<'s>(
                 checksum,
             })
         });
-        if echo.is_some() {
-            return echo.map(Broadcast::Echo);
+        if let Some(echo) = echo {
+            return Some(Broadcast::Echo(echo));
         }
         c.at = start;
     }

@@ -72,6 +72,20 @@ pub struct Received {
     pub mismatch: Option<Mismatch>,
 }
 
+impl Received {
+    /// Keeps the first mismatch: batch `seq`'s checksum `expected` against
+    /// the replica's `actual` one at that seq.
+    fn check(&mut self, seq: u64, expected: Checksum, actual: Checksum) {
+        if self.mismatch.is_none() && expected != actual {
+            self.mismatch = Some(Mismatch {
+                seq,
+                expected,
+                actual,
+            });
+        }
+    }
+}
+
 /// Server batches that do not follow the held seq: the replica must sync.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("expected seq {expected}, received {received}")]
@@ -221,13 +235,7 @@ impl Replica {
             };
             batch.apply_quietly(&mut self.doc);
             self.seq = seq;
-            if received.mismatch.is_none() && self.doc.checksum() != checksum {
-                received.mismatch = Some(Mismatch {
-                    seq,
-                    expected: checksum,
-                    actual: self.doc.checksum(),
-                });
-            }
+            received.check(seq, checksum, self.doc.checksum());
             if let Some(batch_id) = own_batch_id {
                 // Only that batch: an earlier one still pending was skipped
                 // (its answer, `unavailable`, may even have been lost with
@@ -263,25 +271,14 @@ impl Replica {
             }));
         }
         let index = self.pending.iter().position(|p| p.batch_id == batch_id)?;
-        let front = &self.pending[index];
-        let actual = if index == 0 && self.settled && front.applied.is_none() {
-            // Applied as sent, on the confirmed state: the view already is
-            // the new confirmed state plus the rest.
-            let front = self.pending.pop_front().expect("found above");
-            front.checksum_after
-        } else {
-            self.unwind();
-            let pending = self.pending.remove(index).expect("found above");
-            self.doc.apply_quietly(pending.diffs);
-            self.doc.checksum()
-        };
-        if actual != checksum {
-            received.mismatch = Some(Mismatch {
-                seq,
-                expected: checksum,
-                actual,
-            });
+        if index == 0 && self.front_on_view().is_some_and(|p| p.applied.is_none()) {
+            self.take_front(seq, checksum, &mut received);
+            return Some(Ok(received));
         }
+        self.unwind();
+        let pending = self.pending.remove(index).expect("found above");
+        self.doc.apply_quietly(pending.diffs);
+        received.check(seq, checksum, self.doc.checksum());
         self.seq = seq;
         received.acked.push(batch_id);
         Some(Ok(received))
@@ -399,7 +396,7 @@ impl Replica {
     /// batch is the same diffs, the local view already is the new confirmed
     /// state plus the remaining pending batches, and nothing needs unwinding.
     fn take_own_unchanged(&mut self, batch: &ServerBatch, received: &mut Received) -> bool {
-        let Some(front) = self.pending.front().filter(|_| self.settled) else {
+        let Some(front) = self.front_on_view() else {
             return false;
         };
         if batch.client_id != self.client_id
@@ -408,16 +405,23 @@ impl Replica {
         {
             return false;
         }
-        if received.mismatch.is_none() && front.checksum_after != batch.checksum {
-            received.mismatch = Some(Mismatch {
-                seq: batch.seq,
-                expected: batch.checksum,
-                actual: front.checksum_after,
-            });
-        }
-        self.seq = batch.seq;
-        received.acked.push(batch.batch_id);
-        self.pending.pop_front();
+        self.take_front(batch.seq, batch.checksum, received);
         true
+    }
+
+    /// The oldest pending batch while the view has it applied on the
+    /// confirmed state.
+    fn front_on_view(&self) -> Option<&Pending> {
+        self.pending.front().filter(|_| self.settled)
+    }
+
+    /// The server's batch `seq` is [`Replica::front_on_view`] as applied:
+    /// the view already is the new confirmed state plus the rest, so the
+    /// front batch leaves without anything being undone or applied.
+    fn take_front(&mut self, seq: u64, checksum: Checksum, received: &mut Received) {
+        let front = self.pending.pop_front().expect("a front batch on the view");
+        received.check(seq, checksum, front.checksum_after);
+        self.seq = seq;
+        received.acked.push(front.batch_id);
     }
 }
