@@ -19,6 +19,7 @@
 //! - [`codec`]: JSON and MessagePack encodings of batches and snapshots.
 
 pub mod checksum;
+mod client_record;
 pub mod codec;
 pub mod diff;
 pub mod document;

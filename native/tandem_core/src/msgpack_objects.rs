@@ -49,7 +49,7 @@ pub(crate) fn read_document(
     limits: Limits,
     known: Option<Checksum>,
 ) -> Result<Document, DecodeError> {
-    let mut reader = Reader { rest: bytes };
+    let mut reader = Reader::new(bytes);
     let count = reader.map_len()?;
     // Every entry takes at least two bytes, so the input bounds the reservation.
     let mut builder = Builder::new(limits, count.min(reader.rest.len() / 2), known);
@@ -114,7 +114,7 @@ fn written<T, E: std::fmt::Debug>(result: Result<T, E>) {
 
 /// A string; the usual short one (a fixstr) without a call into `rmp`.
 #[inline(always)]
-fn write_str(out: &mut Vec<u8>, text: &str) {
+pub(crate) fn write_str(out: &mut Vec<u8>, text: &str) {
     if text.len() < 32 {
         out.push(0xa0 | text.len() as u8);
         out.extend_from_slice(text.as_bytes());
@@ -123,8 +123,20 @@ fn write_str(out: &mut Vec<u8>, text: &str) {
     }
 }
 
-fn write_map_len(out: &mut Vec<u8>, len: usize) {
+pub(crate) fn write_map_len(out: &mut Vec<u8>, len: usize) {
     write_len(out, len, rmp::encode::write_map_len);
+}
+
+pub(crate) fn write_array_len(out: &mut Vec<u8>, len: usize) {
+    write_len(out, len, rmp::encode::write_array_len);
+}
+
+/// An unsigned integer in its shortest form, as `rmp_serde` writes one.
+pub(crate) fn write_uint(out: &mut Vec<u8>, n: u64) {
+    match u8::try_from(n) {
+        Ok(small) if small < 0x80 => out.push(small),
+        _ => written(rmp::encode::write_uint(out, n)),
+    }
 }
 
 /// A collection's length through `rmp`'s writer for it. Lengths come from
@@ -211,11 +223,59 @@ impl Names {
     }
 }
 
-struct Reader<'a> {
+/// A cursor over MessagePack bytes, reading the few types a snapshot holds.
+pub(crate) struct Reader<'a> {
     rest: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Reader<'a> {
+        Reader { rest: bytes }
+    }
+
+    /// Whether every byte has been read.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.rest.is_empty()
+    }
+
+    /// How many bytes are left: every entry of a collection takes at least
+    /// one, so this bounds what an announced length may reserve.
+    pub(crate) fn remaining(&self) -> usize {
+        self.rest.len()
+    }
+
+    /// An unsigned integer in any of its encodings.
+    pub(crate) fn uint(&mut self) -> Result<u64, DecodeError> {
+        Ok(match self.marker()? {
+            Marker::FixPos(n) => u64::from(n),
+            Marker::U8 => u64::from(self.be::<1>()?[0]),
+            Marker::U16 => u64::from(u16::from_be_bytes(self.be()?)),
+            Marker::U32 => u64::from(u32::from_be_bytes(self.be()?)),
+            Marker::U64 => u64::from_be_bytes(self.be()?),
+            _ => return Err(error("expected an unsigned integer")),
+        })
+    }
+
+    pub(crate) fn array_len(&mut self) -> Result<usize, DecodeError> {
+        match self.marker()? {
+            Marker::FixArray(n) => Ok(usize::from(n)),
+            Marker::Array16 => self.len(2),
+            Marker::Array32 => self.len(4),
+            _ => Err(error("expected an array")),
+        }
+    }
+
+    /// A byte string's bytes.
+    pub(crate) fn bin(&mut self) -> Result<&'a [u8], DecodeError> {
+        let len = match self.marker()? {
+            Marker::Bin8 => self.len(1)?,
+            Marker::Bin16 => self.len(2)?,
+            Marker::Bin32 => self.len(4)?,
+            _ => return Err(error("expected a byte string")),
+        };
+        self.take(len)
+    }
+
     #[inline]
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         if n > self.rest.len() {
@@ -244,7 +304,7 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn map_len(&mut self) -> Result<usize, DecodeError> {
+    pub(crate) fn map_len(&mut self) -> Result<usize, DecodeError> {
         match self.marker()? {
             Marker::FixMap(n) => Ok(usize::from(n)),
             Marker::Map16 => self.len(2),
@@ -254,7 +314,7 @@ impl<'a> Reader<'a> {
     }
 
     #[inline(always)]
-    fn str(&mut self) -> Result<&'a str, DecodeError> {
+    pub(crate) fn str(&mut self) -> Result<&'a str, DecodeError> {
         let marker = self.marker()?;
         self.str_after(marker)
     }

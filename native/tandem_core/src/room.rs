@@ -4,6 +4,7 @@
 //! exists once.
 
 use crate::checksum::Checksum;
+use crate::client_record::ClientRecord;
 use crate::diff::Diff;
 use crate::document::{Document, DropReason, Outcome};
 use crate::limits::Limits;
@@ -13,8 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-/// How many recent outcomes per client are kept to answer retries.
-pub const RETRY_WINDOW: usize = 256;
+pub use crate::client_record::RETRY_WINDOW;
 
 /// A batch as a client sends it (the payload of a `"diffs"` push).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -132,32 +132,6 @@ pub enum ReplayError {
         expected: Checksum,
         actual: Checksum,
     },
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-struct ClientRecord {
-    last_batch_id: u64,
-    recent: VecDeque<(u64, Ack)>,
-}
-
-impl ClientRecord {
-    /// The answer to `batch_id` at or below the last one sequenced: its
-    /// original ack; or, when it is not among the remembered ones although
-    /// every id sequenced since the oldest remembered one is, the certainty
-    /// that it was never sequenced (a batch refused as `unavailable` while
-    /// a later one went through): the client can then send it again under a
-    /// new id without any risk of applying it twice. Older ids are unknown.
-    fn retry(&self, batch_id: u64) -> Result<Submitted, Rejection> {
-        if let Some((_, ack)) = self.recent.iter().find(|(id, _)| *id == batch_id) {
-            return Ok(Submitted::Duplicate(ack.clone()));
-        }
-        let remembers_all = self.recent.len() < RETRY_WINDOW;
-        let oldest = self.recent.front().map_or(0, |(id, _)| *id);
-        if remembers_all || batch_id > oldest {
-            return Err(Rejection::NotSequenced { batch_id });
-        }
-        Err(Rejection::StaleBatch { batch_id })
-    }
 }
 
 /// Bounds on the recent-batch log kept for catch-up.

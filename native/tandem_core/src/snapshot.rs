@@ -17,23 +17,52 @@
 //! Format 1 (a bare MessagePack map with the document inline, no digest) is
 //! still read, with the checksum recomputed and compared, so rooms stored
 //! before format 2 keep loading.
+//!
+//! The envelope is serde's form of [`Envelope`]; it is written by hand, and
+//! read by hand when it has exactly the layout written (anything else is
+//! read through serde, as before), with each client's record through its
+//! [`Record`] implementation: a room snapshots and restores the memory of
+//! its clients on every restart, and serde's dispatch per value was most of
+//! that (see [`crate::client_record`]).
 
 use crate::checksum::Checksum;
 use crate::codec;
 use crate::diff::{Attrs, ObjectId};
 use crate::document::Document;
 use crate::limits::Limits;
-use crate::msgpack_objects::{read_document, write_document};
+use crate::msgpack_objects::{
+    read_document, write_document, write_map_len, write_str, write_uint, Reader,
+};
 use rustc_hash::FxHashMap;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
 
 const MAGIC: &[u8; 4] = b"TDS2";
+/// The magic and the digest.
+const HEADER: usize = MAGIC.len() + 8;
 const FORMAT: u32 = 2;
 const LEGACY_FORMAT: u32 = 1;
 /// A first reservation for a document's bytes, per object (a small layer
 /// takes about 80); a larger document grows the buffer as usual.
 const OBJECT_BYTES_GUESS: usize = 64;
+/// The same for a client's record (a few dozen bytes an ack).
+const CLIENT_BYTES_GUESS: usize = 1024;
+
+/// A per-client record as a snapshot carries it: serde's MessagePack form
+/// (with field names), written and read by hand.
+pub(crate) trait Record: Serialize + DeserializeOwned {
+    /// Appends exactly what `rmp_serde::to_vec_named` writes for `self`.
+    fn write(&self, out: &mut Vec<u8>);
+    /// Reads what [`Record::write`] writes; `None` at anything else (the
+    /// whole snapshot is then read through serde).
+    fn read(reader: &mut Reader<'_>) -> Option<Self>;
+}
+
+/// Reads a map key that must be `name`, for a [`Record::read`].
+pub(crate) fn field(reader: &mut Reader<'_>, name: &str) -> Option<()> {
+    (reader.str().ok()? == name).then_some(())
+}
 
 /// What a snapshot holds: the room's sequence number, its document and its
 /// per-client retry records (`C`, opaque to this module).
@@ -63,47 +92,101 @@ struct Legacy<C> {
 }
 
 /// Encodes a room's state.
-pub(crate) fn encode<C: Serialize>(
+pub(crate) fn encode<C: Record>(
     seq: u64,
     document: &Document,
     clients: &FxHashMap<String, C>,
 ) -> Vec<u8> {
     let mut objects = Vec::with_capacity(document.len() * OBJECT_BYTES_GUESS);
     write_document(document, &mut objects);
-    seal(&Envelope {
-        format: FORMAT,
-        seq,
-        checksum: document.checksum(),
-        clients,
-        document: &objects,
+    let capacity = objects.len() + clients.len() * CLIENT_BYTES_GUESS;
+    seal(capacity, |body| {
+        write_envelope(body, seq, document.checksum(), clients, &objects)
     })
 }
 
-/// Frames an envelope with the magic and the digest of its encoding.
-fn seal<C: Serialize>(envelope: &Envelope<'_, C>) -> Vec<u8> {
-    let body = codec::to_msgpack(envelope);
-    let mut bytes = Vec::with_capacity(MAGIC.len() + 8 + body.len());
+/// Writes what `rmp_serde::to_vec_named` writes for the [`Envelope`] of
+/// these parts.
+fn write_envelope<C: Record>(
+    out: &mut Vec<u8>,
+    seq: u64,
+    checksum: Checksum,
+    clients: &FxHashMap<String, C>,
+    objects: &[u8],
+) {
+    write_map_len(out, 5);
+    write_str(out, "format");
+    write_uint(out, u64::from(FORMAT));
+    write_str(out, "seq");
+    write_uint(out, seq);
+    write_str(out, "checksum");
+    let digits = checksum.hex();
+    write_str(
+        out,
+        std::str::from_utf8(&digits).expect("hex digits are ASCII"),
+    );
+    write_str(out, "clients");
+    write_map_len(out, clients.len());
+    for (client_id, record) in clients {
+        write_str(out, client_id);
+        record.write(out);
+    }
+    write_str(out, "document");
+    let len = u32::try_from(objects.len()).expect("a document of fewer than 4 GiB");
+    rmp::encode::write_bin_len(out, len).expect("writing to a Vec never fails");
+    out.extend_from_slice(objects);
+}
+
+/// Reads an envelope laid out as [`write_envelope`] writes it.
+fn read_envelope<C: Record>(body: &[u8]) -> Option<Envelope<'_, FxHashMap<String, C>>> {
+    let mut reader = Reader::new(body);
+    (reader.map_len().ok()? == 5).then_some(())?;
+    field(&mut reader, "format")?;
+    let format = u32::try_from(reader.uint().ok()?).ok()?;
+    field(&mut reader, "seq")?;
+    let seq = reader.uint().ok()?;
+    field(&mut reader, "checksum")?;
+    let checksum = Checksum::parse(reader.str().ok()?)?;
+    field(&mut reader, "clients")?;
+    let len = reader.map_len().ok()?;
+    let mut clients = FxHashMap::default();
+    clients.reserve(len.min(reader.remaining()));
+    for _ in 0..len {
+        let client_id = reader.str().ok()?.to_owned();
+        clients.insert(client_id, C::read(&mut reader)?);
+    }
+    field(&mut reader, "document")?;
+    let document = reader.bin().ok()?;
+    reader.is_empty().then_some(Envelope {
+        format,
+        seq,
+        checksum,
+        clients,
+        document,
+    })
+}
+
+/// Frames the body that `write_body` writes with the magic and the
+/// digest of those bytes (written in place: the body is not copied).
+fn seal(capacity: usize, write_body: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(HEADER + capacity);
     bytes.extend_from_slice(MAGIC);
-    bytes.extend_from_slice(&xxh3_64(&body).to_le_bytes());
-    bytes.extend_from_slice(&body);
+    bytes.extend_from_slice(&[0; 8]);
+    write_body(&mut bytes);
+    let digest = xxh3_64(&bytes[HEADER..]);
+    bytes[MAGIC.len()..HEADER].copy_from_slice(&digest.to_le_bytes());
     bytes
 }
 
 /// Decodes and verifies a snapshot, rebuilding the document under `limits`.
-pub(crate) fn decode<C>(bytes: &[u8], limits: Limits) -> Result<Snapshot<C>, String>
-where
-    C: for<'de> Deserialize<'de>,
-{
+pub(crate) fn decode<C: Record>(bytes: &[u8], limits: Limits) -> Result<Snapshot<C>, String> {
     match bytes.strip_prefix(MAGIC) {
         Some(rest) => decode_current(rest, limits),
         None => decode_legacy(bytes, limits),
     }
 }
 
-fn decode_current<C>(rest: &[u8], limits: Limits) -> Result<Snapshot<C>, String>
-where
-    C: for<'de> Deserialize<'de>,
-{
+fn decode_current<C: Record>(rest: &[u8], limits: Limits) -> Result<Snapshot<C>, String> {
     let Some((stored, body)) = rest.split_first_chunk::<8>() else {
         return Err("truncated snapshot".into());
     };
@@ -113,8 +196,10 @@ where
             "snapshot digest {digest:016x} does not match the stored {stored:016x}"
         ));
     }
-    let envelope: Envelope<'_, FxHashMap<String, C>> =
-        codec::from_msgpack(body).map_err(|e| format!("unreadable snapshot: {e}"))?;
+    let envelope: Envelope<'_, FxHashMap<String, C>> = match read_envelope(body) {
+        Some(envelope) => envelope,
+        None => codec::from_msgpack(body).map_err(|e| format!("unreadable snapshot: {e}"))?,
+    };
     if envelope.format != FORMAT {
         return Err(format!("unknown snapshot format {}", envelope.format));
     }
@@ -127,10 +212,7 @@ where
     })
 }
 
-fn decode_legacy<C>(bytes: &[u8], limits: Limits) -> Result<Snapshot<C>, String>
-where
-    C: for<'de> Deserialize<'de>,
-{
+fn decode_legacy<C: DeserializeOwned>(bytes: &[u8], limits: Limits) -> Result<Snapshot<C>, String> {
     let legacy: Legacy<C> =
         codec::from_msgpack(bytes).map_err(|e| format!("unreadable snapshot: {e}"))?;
     if legacy.format != LEGACY_FORMAT {
@@ -157,6 +239,15 @@ mod tests {
     use serde_json::json;
 
     type Clients = FxHashMap<String, u64>;
+
+    impl Record for u64 {
+        fn write(&self, out: &mut Vec<u8>) {
+            write_uint(out, *self);
+        }
+        fn read(reader: &mut Reader<'_>) -> Option<u64> {
+            reader.uint().ok()
+        }
+    }
 
     fn document() -> Document {
         let objects = [
@@ -207,14 +298,69 @@ mod tests {
         }
     }
 
+    fn sealed(body: &impl Serialize) -> Vec<u8> {
+        seal(0, |out| out.extend(codec::to_msgpack(body)))
+    }
+
     fn sealed_document(objects: &[u8]) -> Vec<u8> {
-        seal(&Envelope {
+        sealed(&Envelope {
             format: FORMAT,
             seq: 1,
             checksum: Checksum::default(),
             clients: &Clients::default(),
             document: objects,
         })
+    }
+
+    fn many_clients() -> Clients {
+        let sizes = [0, 1, 0x7f, 0x80, 0xff, 0x100, 0xffff, 0x1_0000, u64::MAX];
+        let ids = (0..40).map(|n| "c".repeat(n % 3 + 1) + &n.to_string());
+        ids.zip(sizes.iter().cycle())
+            .map(|(id, &n)| (id, n))
+            .collect()
+    }
+
+    #[test]
+    fn the_envelope_is_written_byte_for_byte_as_serde_writes_it() {
+        let doc = document();
+        for (seq, clients) in [(0, Clients::default()), (u64::MAX, many_clients())] {
+            let bytes = encode(seq, &doc, &clients);
+            let objects = codec::to_msgpack(&doc);
+            let by_serde = codec::to_msgpack(&Envelope {
+                format: FORMAT,
+                seq,
+                checksum: doc.checksum(),
+                clients: &clients,
+                document: &objects,
+            });
+            assert_eq!(bytes[HEADER..], by_serde[..]);
+            let back = restore(&bytes).unwrap();
+            assert_eq!((back.seq, back.clients), (seq, clients));
+        }
+    }
+
+    #[test]
+    fn an_envelope_laid_out_otherwise_is_read_through_serde() {
+        #[derive(Serialize)]
+        struct Reordered<'a> {
+            document: &'a serde_bytes::Bytes,
+            clients: Clients,
+            checksum: Checksum,
+            seq: u64,
+            format: u32,
+        }
+        let doc = document();
+        let objects = codec::to_msgpack(&doc);
+        let bytes = sealed(&Reordered {
+            document: serde_bytes::Bytes::new(&objects),
+            clients: many_clients(),
+            checksum: doc.checksum(),
+            seq: 3,
+            format: FORMAT,
+        });
+        let back = restore(&bytes).unwrap();
+        assert_eq!((back.seq, back.clients), (3, many_clients()));
+        assert_eq!(back.document, doc);
     }
 
     #[test]
