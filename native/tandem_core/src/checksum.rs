@@ -12,7 +12,7 @@
 //! compact JSON with object keys sorted by their UTF-8 bytes, strings escaped
 //! as serde_json escapes them and numbers as serde_json prints them.
 
-use crate::diff::Attrs;
+use crate::diff::{Attrs, Diff};
 use crate::value::Value;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
@@ -150,6 +150,23 @@ pub fn whole_object_term(id: &str, attrs: &Attrs) -> u64 {
         };
         sum.wrapping_add(term)
     })
+}
+
+/// What `diff`, as a document recorded it applied, puts into the checksum:
+/// an added object's whole term, a set value's attribute term, nothing for
+/// a removal or an unset. A batch changes the checksum by this over its
+/// applied diffs less this over its inverse (whose re-adds and old values
+/// are what the batch took out).
+pub fn entering_term(diff: &Diff) -> u64 {
+    match diff {
+        Diff::Add { id, attrs } => whole_object_term(id, attrs),
+        Diff::Set {
+            id,
+            key,
+            value: Some(value),
+        } => attr_term(id, key, value),
+        Diff::Set { value: None, .. } | Diff::Remove { .. } => 0,
+    }
 }
 
 /// The contribution of attribute `key` = `value` of object `id`.

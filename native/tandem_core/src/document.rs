@@ -131,10 +131,16 @@ pub struct Document {
     /// Parent id (or [`ROOT`]) → its children ordered by (z, id); objects
     /// without `z` use the empty string and sort first.
     children: FxHashMap<Name, Siblings>,
+    /// The running checksum: of this document, or (when `stale`) of the
+    /// state under what was applied while it was not kept.
     checksum: Checksum,
-    /// Whether applying diffs keeps `checksum` current; off only inside
-    /// [`Document::undo_to`], which knows the checksum it returns to.
+    /// Whether applying diffs keeps `checksum` current; off inside
+    /// [`Document::undo_to`], which returns to the state `checksum` covers,
+    /// and [`Document::unsummed`] (a client's pending edits).
     summing: bool,
+    /// Whether something was applied while `summing` was off since
+    /// `checksum` last covered this very document.
+    stale: bool,
     limits: Limits,
 }
 
@@ -144,9 +150,12 @@ impl Default for Document {
     }
 }
 
+/// The checksum is a function of the objects; two current ones that differ
+/// settle it without comparing every object.
 impl PartialEq for Document {
     fn eq(&self, other: &Self) -> bool {
-        self.checksum == other.checksum && self.objects == other.objects
+        let sums_differ = !self.stale && !other.stale && self.checksum != other.checksum;
+        !sums_differ && self.objects == other.objects
     }
 }
 
@@ -173,6 +182,7 @@ impl Document {
             children: FxHashMap::default(),
             checksum: Checksum::default(),
             summing: true,
+            stale: false,
             limits,
         }
     }
@@ -221,9 +231,39 @@ impl Document {
         &self.limits
     }
 
-    /// The incrementally maintained checksum.
+    /// The document's checksum: the incrementally maintained one, or, on a
+    /// client's view while it holds edits applied without summing (see
+    /// [`Document::unsummed`]), recomputed from scratch.
     pub fn checksum(&self) -> Checksum {
+        if self.stale {
+            return self.full_checksum();
+        }
         self.checksum
+    }
+
+    /// The running checksum without recomputing: of this document, or of
+    /// the state under what [`Document::unsummed`] applied on it.
+    pub(crate) fn running_checksum(&self) -> Checksum {
+        self.checksum
+    }
+
+    /// Sets the running checksum to `checksum`, which the caller knows to
+    /// be that of the state under what is applied unsummed, or (`current`)
+    /// of this document itself.
+    pub(crate) fn set_running_checksum(&mut self, checksum: Checksum, current: bool) {
+        self.checksum = checksum;
+        self.stale &= !current;
+    }
+
+    /// Runs `apply` on this document leaving what it applies out of the
+    /// running checksum: a client's pending edits on its confirmed state,
+    /// which are unwound again more often than they are confirmed, and
+    /// only the confirmed state's checksum is compared with the server's.
+    pub(crate) fn unsummed<R>(&mut self, apply: impl FnOnce(&mut Document) -> R) -> R {
+        self.summing = false;
+        let result = apply(self);
+        self.summing = true;
+        result
     }
 
     /// The checksum recomputed from scratch (for verification and tests).
@@ -325,21 +365,16 @@ impl Document {
     }
 
     /// Applies inverse batches (in the order given) that take the document
-    /// back to a state whose checksum the caller kept: a client unwinding
-    /// its pending edits. Nothing is hashed on the way; the checksum is set
-    /// to `checksum` at the end (an inverse restores the exact document, so
-    /// the kept checksum is its checksum).
-    pub(crate) fn undo_to(
-        &mut self,
-        inverses: impl IntoIterator<Item = Vec<Diff>>,
-        checksum: Checksum,
-    ) {
-        self.summing = false;
-        for inverse in inverses {
-            self.apply_quietly(inverse);
-        }
-        self.summing = true;
-        self.checksum = checksum;
+    /// back to the state its running checksum covers: a client unwinding
+    /// its pending edits. Nothing is hashed on the way (an inverse restores
+    /// the exact document, so the running checksum is its checksum).
+    pub(crate) fn undo_to(&mut self, inverses: impl IntoIterator<Item = Vec<Diff>>) {
+        self.unsummed(|doc| {
+            for inverse in inverses {
+                doc.apply_quietly(inverse);
+            }
+        });
+        self.stale = false;
         debug_assert_eq!(
             self.checksum,
             self.full_checksum(),
@@ -385,6 +420,15 @@ impl Document {
     /// The one place a diff is resolved and applied. Returns whether it was
     /// amended; writes what it applied and its inverse into `sink` when asked.
     fn apply_into(&mut self, diff: Diff, sink: &mut Sink<'_>) -> Result<bool, DropReason> {
+        let applied = self.resolve_into(diff, sink);
+        self.stale |= !self.summing && applied.is_ok();
+        applied
+    }
+
+    /// [`Document::apply_into`] but for keeping track of what the running
+    /// checksum covers.
+    #[inline(always)]
+    fn resolve_into(&mut self, diff: Diff, sink: &mut Sink<'_>) -> Result<bool, DropReason> {
         match diff {
             Diff::Add { id, attrs } => self.add(id, attrs, sink),
             Diff::Remove { id } => self.remove(id, sink),
@@ -761,6 +805,7 @@ impl Builder {
         let doc = Document {
             checksum: self.known.unwrap_or(self.checksum),
             summing: true,
+            stale: false,
             objects: self.objects,
             children,
             limits: self.limits,
@@ -1636,15 +1681,21 @@ mod tests {
                     let _ = doc.apply(diffs.next());
                     doc.apply_batch((0..4).map(|_| diffs.next()).collect());
                 }
-                // Applied and unwound without hashing (a client's rebase):
-                // the objects touched are left with unknown terms.
+                // Applied and unwound without hashing (a client's pending
+                // edits and its rebase): the objects touched are left with
+                // unknown terms, and the running checksum stays the one of
+                // the state under them, where the unwind returns.
                 1 => {
                     let (before, kept) = (doc.clone(), doc.checksum());
-                    let (_, first) = doc.apply_with_inverse((0..4).map(|_| diffs.next()).collect());
-                    let (_, second) =
-                        doc.apply_with_inverse((0..4).map(|_| diffs.next()).collect());
-                    doc.undo_to([second, first], kept);
+                    let (first, second) = doc.unsummed(|doc| {
+                        let mut next = || (0..4).map(|_| diffs.next()).collect();
+                        (doc.apply_batch(next()), doc.apply_with_inverse(next()).1)
+                    });
+                    assert_eq!(doc.running_checksum(), kept);
+                    assert_eq!(doc.checksum(), doc.full_checksum());
+                    doc.undo_to([second, first.inverse]);
                     assert_eq!(doc, before);
+                    assert_eq!(doc.checksum(), kept);
                 }
                 // Restored from a snapshot whose checksum is vouched for:
                 // every term unknown.

@@ -14,8 +14,15 @@
 //! batch. A client on a busy project receives several batches between two
 //! looks at its view, and each would otherwise pay a full unwind and
 //! re-apply of everything pending; deferred, a burst costs one of each.
+//!
+//! Pending batches are applied without hashing ([`Document::unsummed`]):
+//! the document's running checksum stays the confirmed state's, which is
+//! the only one compared with the server's. Most applications of a pending
+//! batch are unwound again before the server confirms it; the one that
+//! lasts (the oldest batch confirmed as it sits on the view) is hashed then,
+//! from its applied diffs and its inverse ([`batch_term`]).
 
-use crate::checksum::Checksum;
+use crate::checksum::{entering_term, Checksum};
 use crate::diff::Diff;
 use crate::document::{Document, Outcome};
 use crate::room::ServerBatch;
@@ -31,16 +38,29 @@ pub struct Pending {
     /// Undoes the batch as it is currently applied to the local view.
     inverse: Vec<Diff>,
     /// The diffs as currently applied when they differ from `diffs` (an
-    /// amendment or a drop on re-application; `None` when they are `diffs`),
-    /// and the document's checksum right after them: when the server's
-    /// batch for this one is exactly what was applied
-    /// on the same confirmed state, no rebase is needed (see `receive`).
+    /// amendment or a drop on re-application; `None` when they are `diffs`):
+    /// when the server's batch for this one is exactly what was applied on
+    /// the same confirmed state, no rebase is needed (see `receive`).
     applied: Option<Vec<Diff>>,
-    checksum_after: Checksum,
-    /// The document's checksum right before this batch was applied: for the
-    /// oldest pending batch, the confirmed state's, which an unwind returns
-    /// to without hashing what it undoes.
-    checksum_before: Checksum,
+}
+
+impl Pending {
+    /// The diffs as currently applied.
+    fn as_applied(&self) -> &[Diff] {
+        self.applied.as_ref().unwrap_or(&self.diffs)
+    }
+}
+
+/// How much a batch applied as `applied`, undone by `inverse`, changed a
+/// document's checksum: what its diffs put in less what its inverse's would
+/// put back (a removal's share is its inverse's re-adds).
+fn batch_term(applied: &[Diff], inverse: &[Diff]) -> u64 {
+    let sum = |diffs: &[Diff]| {
+        diffs
+            .iter()
+            .fold(0u64, |sum, diff| sum.wrapping_add(entering_term(diff)))
+    };
+    sum(applied).wrapping_sub(sum(inverse))
 }
 
 /// The result of a local edit.
@@ -166,8 +186,7 @@ impl Replica {
     /// Applies a local operation optimistically and queues it for sending.
     pub fn edit(&mut self, diffs: Vec<Diff>) -> LocalEdit {
         self.settle();
-        let checksum_before = self.doc.checksum();
-        let result = self.doc.apply_batch(diffs);
+        let result = self.doc.unsummed(|doc| doc.apply_batch(diffs));
         if result.applied.is_empty() {
             return LocalEdit {
                 batch_id: None,
@@ -182,8 +201,6 @@ impl Replica {
             applied: None,
             diffs: result.applied,
             inverse: result.inverse.clone(),
-            checksum_after: self.doc.checksum(),
-            checksum_before,
         });
         LocalEdit {
             batch_id: Some(batch_id),
@@ -235,7 +252,7 @@ impl Replica {
             };
             batch.apply_quietly(&mut self.doc);
             self.seq = seq;
-            received.check(seq, checksum, self.doc.checksum());
+            received.check(seq, checksum, self.doc.running_checksum());
             if let Some(batch_id) = own_batch_id {
                 // Only that batch: an earlier one still pending was skipped
                 // (its answer, `unavailable`, may even have been lost with
@@ -278,7 +295,7 @@ impl Replica {
         self.unwind();
         let pending = self.pending.remove(index).expect("found above");
         self.doc.apply_quietly(pending.diffs);
-        received.check(seq, checksum, self.doc.checksum());
+        received.check(seq, checksum, self.doc.running_checksum());
         self.seq = seq;
         received.acked.push(batch_id);
         Some(Ok(received))
@@ -341,15 +358,12 @@ impl Replica {
             return;
         }
         self.settled = false;
-        if cfg!(feature = "broken-rebase") {
+        if cfg!(feature = "broken-rebase") || self.pending.is_empty() {
             return;
         }
-        let Some(confirmed) = self.pending.front().map(|p| p.checksum_before) else {
-            return;
-        };
         let inverses = self.pending.iter_mut().rev();
         self.doc
-            .undo_to(inverses.map(|p| std::mem::take(&mut p.inverse)), confirmed);
+            .undo_to(inverses.map(|p| std::mem::take(&mut p.inverse)));
     }
 
     /// Puts the pending batches back on the confirmed state if a rebase
@@ -372,23 +386,23 @@ impl Replica {
     /// an application and an undo more. Either way the document and the
     /// records end the same.
     fn reapply(&mut self) {
-        for pending in self.pending.iter_mut() {
-            pending.checksum_before = self.doc.checksum();
-            if pending.applied.is_none() {
-                let (outcomes, inverse) = self.doc.apply_with_inverse(pending.diffs.clone());
-                if outcomes.iter().all(|o| *o == Outcome::Accepted) {
-                    pending.inverse = inverse;
-                    pending.checksum_after = self.doc.checksum();
-                    continue;
+        let pending = &mut self.pending;
+        self.doc.unsummed(|doc| {
+            for pending in pending.iter_mut() {
+                if pending.applied.is_none() {
+                    let (outcomes, inverse) = doc.apply_with_inverse(pending.diffs.clone());
+                    if outcomes.iter().all(|o| *o == Outcome::Accepted) {
+                        pending.inverse = inverse;
+                        continue;
+                    }
+                    doc.apply_quietly(inverse);
                 }
-                self.doc.apply_quietly(inverse);
+                let result = doc.apply_batch(pending.diffs.clone());
+                pending.inverse = result.inverse;
+                let differs = result.outcomes.iter().any(|o| *o != Outcome::Accepted);
+                pending.applied = differs.then_some(result.applied);
             }
-            let result = self.doc.apply_batch(pending.diffs.clone());
-            pending.inverse = result.inverse;
-            let differs = result.outcomes.iter().any(|o| *o != Outcome::Accepted);
-            pending.applied = differs.then_some(result.applied);
-            pending.checksum_after = self.doc.checksum();
-        }
+        });
     }
 
     /// The common case of an own batch coming back: the front pending batch
@@ -401,7 +415,7 @@ impl Replica {
         };
         if batch.client_id != self.client_id
             || batch.batch_id != front.batch_id
-            || batch.diffs != *front.applied.as_ref().unwrap_or(&front.diffs)
+            || batch.diffs != front.as_applied()
         {
             return false;
         }
@@ -417,10 +431,19 @@ impl Replica {
 
     /// The server's batch `seq` is [`Replica::front_on_view`] as applied:
     /// the view already is the new confirmed state plus the rest, so the
-    /// front batch leaves without anything being undone or applied.
+    /// front batch leaves without anything being undone or applied, and
+    /// the running checksum takes in what it changed.
     fn take_front(&mut self, seq: u64, checksum: Checksum, received: &mut Received) {
         let front = self.pending.pop_front().expect("a front batch on the view");
-        received.check(seq, checksum, front.checksum_after);
+        let term = batch_term(front.as_applied(), &front.inverse);
+        let confirmed = Checksum(self.doc.running_checksum().0.wrapping_add(term));
+        self.doc
+            .set_running_checksum(confirmed, self.pending.is_empty());
+        debug_assert!(
+            !self.pending.is_empty() || self.doc.full_checksum() == confirmed,
+            "the view left is the confirmed state"
+        );
+        received.check(seq, checksum, confirmed);
         self.seq = seq;
         received.acked.push(front.batch_id);
     }
