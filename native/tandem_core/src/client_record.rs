@@ -81,7 +81,7 @@ impl Record for ClientRecord {
     }
 }
 
-fn write_ack(out: &mut Vec<u8>, ack: &Ack) {
+pub(crate) fn write_ack(out: &mut Vec<u8>, ack: &Ack) {
     write_map_len(out, 4);
     write_str(out, "seq");
     write_uint(out, ack.seq);
@@ -104,7 +104,7 @@ fn write_ack(out: &mut Vec<u8>, ack: &Ack) {
     }
 }
 
-fn read_ack(reader: &mut Reader<'_>) -> Option<Ack> {
+pub(crate) fn read_ack(reader: &mut Reader<'_>) -> Option<Ack> {
     (reader.map_len().ok()? == 4).then_some(())?;
     field(reader, "seq")?;
     let seq = reader.uint().ok()?;

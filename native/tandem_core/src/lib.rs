@@ -23,6 +23,7 @@ mod client_record;
 pub mod codec;
 pub mod diff;
 pub mod document;
+mod journal;
 pub mod limits;
 mod msgpack_objects;
 pub mod replica;

@@ -83,7 +83,7 @@ pub(crate) fn write_document(doc: &Document, out: &mut Vec<u8>) {
 
 /// A value as `rmp_serde` writes it (and a `serde_json::Value`): integers in their
 /// shortest form, floats as 64 bits.
-fn write_value(out: &mut Vec<u8>, value: &Value) {
+pub(crate) fn write_value(out: &mut Vec<u8>, value: &Value) {
     match value {
         Value::Null => written(rmp::encode::write_nil(out)),
         Value::Bool(b) => written(rmp::encode::write_bool(out, *b)),
@@ -346,7 +346,7 @@ impl<'a> Reader<'a> {
     /// A value. Inlined, so that the usual scalar costs no call; arrays and
     /// maps take [`Reader::nested`].
     #[inline(always)]
-    fn value(&mut self, depth: usize) -> Result<Value, DecodeError> {
+    pub(crate) fn value(&mut self, depth: usize) -> Result<Value, DecodeError> {
         let marker = self.marker()?;
         Ok(match marker {
             Marker::Null => Value::Null,

@@ -61,18 +61,6 @@ pub struct JournalEntry {
     pub ack: Ack,
 }
 
-impl JournalEntry {
-    /// Encodes an entry from its parts without cloning them (MessagePack).
-    pub fn encode(batch: &ServerBatch, ack: &Ack) -> Vec<u8> {
-        #[derive(Serialize)]
-        struct Borrowed<'a> {
-            batch: &'a ServerBatch,
-            ack: &'a Ack,
-        }
-        crate::codec::to_msgpack(&Borrowed { batch, ack })
-    }
-}
-
 /// A batch refused as a whole (nothing applied, no sequence number used).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {

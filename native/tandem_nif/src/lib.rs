@@ -170,7 +170,7 @@ fn room_submit_dirty<'a>(
 fn room_replay<'a>(env: Env<'a>, room: RoomRef, entries: Vec<Binary>) -> NifResult<Term<'a>> {
     let mut room = room.lock()?;
     for entry in entries {
-        let outcome = match codec::from_msgpack::<JournalEntry>(entry.as_slice()) {
+        let outcome = match JournalEntry::decode(entry.as_slice()) {
             Ok(entry) => room.replay(entry).map_err(|e| e.to_string()),
             Err(e) => Err(format!("unreadable journal entry: {e}")),
         };

@@ -18,7 +18,6 @@ use std::rc::Rc;
 use std::sync::Arc;
 use tandem_client::frame::{Envelope, Incoming, Payload};
 use tandem_client::{direct, write};
-use tandem_core::codec;
 use tandem_core::room::{
     Ack, CatchUp, IncomingBatch, JournalEntry, LogBounds, ServerBatch, Submitted,
 };
@@ -239,7 +238,7 @@ impl SimServer {
         };
         for Entry { batch, ack } in &self.journal {
             let bytes = JournalEntry::encode(batch, ack);
-            let entry: JournalEntry = codec::from_msgpack(&bytes).expect("own journal");
+            let entry = JournalEntry::decode(&bytes).expect("own journal");
             room.replay(entry).expect("journal replays");
         }
         self.room = room;
