@@ -276,9 +276,10 @@ pub struct Client {
     awaiting: Outstanding<Awaiting>,
     /// Batches held while joining or resyncing.
     held: Vec<ServerBatch>,
-    /// The diffs of pending batches as their last push wrote them, by
+    /// The diffs of pending batches as their first push wrote them, by
     /// batch id: a broadcast of one with those very bytes is read without
-    /// them (`direct::broadcast`).
+    /// them (`direct::broadcast`), and a resend copies them (a batch's
+    /// diffs never change under its id).
     sent_diffs: FxHashMap<u64, Box<str>>,
     resyncing: bool,
     /// Highest batch id sent on the current join.
@@ -1170,11 +1171,15 @@ impl Client {
                     event: "diffs",
                 };
                 let text = match config.vsn {
-                    Vsn::V2 => {
-                        let push = write::diffs_push(&envelope, p.batch_id, &p.diffs);
-                        sent_diffs.insert(p.batch_id, push.diffs().into());
-                        push.text
-                    }
+                    // A resend copies the diffs its first push wrote.
+                    Vsn::V2 => match sent_diffs.get(&p.batch_id) {
+                        Some(written) => write::diffs_push_again(&envelope, p.batch_id, written),
+                        None => {
+                            let push = write::diffs_push(&envelope, p.batch_id, &p.diffs);
+                            sent_diffs.insert(p.batch_id, push.diffs().into());
+                            push.text
+                        }
+                    },
                     Vsn::V1 => envelope.encode_v1(&SentBatch {
                         batch_id: p.batch_id,
                         diffs: &p.diffs,

@@ -14,25 +14,47 @@ use crate::direct;
 use crate::frame::Envelope;
 use serde::Serialize;
 use tandem_core::checksum::{scalar_text, write_canonical, write_str};
-use tandem_core::room::{Ack, ServerBatch};
-use tandem_core::{Checksum, Diff, Value};
+use tandem_core::room::{Ack, CatchUp, ServerBatch};
+use tandem_core::{Attrs, Checksum, Diff, Value};
 
 /// The V2 frame of a `batch` broadcast.
 pub fn batch_frame(topic: &str, batch: &ServerBatch) -> String {
     let mut w = Writer::frame(None, None, topic, "batch");
-    w.raw("{\"seq\":");
-    w.number(batch.seq);
-    w.raw(",\"client_id\":");
-    w.string(&batch.client_id);
-    w.raw(",\"batch_id\":");
-    w.number(batch.batch_id);
-    w.raw(",\"user_id\":");
-    w.string(&batch.user_id);
-    w.raw(",\"diffs\":");
-    w.diffs(&batch.diffs);
+    w.batch(batch);
+    w.raw("]");
+    w.text()
+}
+
+/// The V2 frame of a reply carrying a catch-up (the answer to a join or a
+/// `sync`, by the simulated server): `{"status":STATUS,"response":CATCH_UP}`.
+/// A rejoin after a server restart carries the whole document.
+pub fn catch_up_reply(
+    join_ref: Option<&str>,
+    ref_: Option<&str>,
+    topic: &str,
+    status: &str,
+    catch_up: &CatchUp<'_>,
+) -> String {
+    let mut w = Writer::frame(join_ref, ref_, topic, "phx_reply");
+    w.raw("{\"status\":");
+    w.string(status);
+    w.raw(",\"response\":{\"seq\":");
+    w.number(catch_up.seq);
     w.raw(",\"checksum\":");
-    w.checksum(batch.checksum);
-    w.raw("}]");
+    w.checksum(catch_up.checksum);
+    if let Some(document) = catch_up.snapshot {
+        w.raw(",\"snapshot\":");
+        w.separated(("{", "}"), document.in_sibling_order(), |w, (id, attrs)| {
+            w.string(id);
+            w.raw(":");
+            w.attrs(attrs);
+        });
+    }
+    if let Some(batches) = &catch_up.batches {
+        w.raw(",\"batches\":");
+        w.separated(("[", "]"), batches, |w, batch| w.batch(batch));
+    }
+    w.raw("}}]");
     w.text()
 }
 
@@ -70,6 +92,16 @@ impl Push {
 
 /// The V2 frame of a `diffs` push.
 pub(crate) fn diffs_push(envelope: &Envelope<'_>, batch_id: u64, diffs: &[Diff]) -> Push {
+    push_with(envelope, batch_id, |w| w.diffs(diffs))
+}
+
+/// The V2 frame of a `diffs` push again (a resend), its diffs as an earlier
+/// push wrote them ([`Push::diffs`]): the same batch has the same diffs.
+pub(crate) fn diffs_push_again(envelope: &Envelope<'_>, batch_id: u64, written: &str) -> String {
+    push_with(envelope, batch_id, |w| w.raw(written)).text
+}
+
+fn push_with(envelope: &Envelope<'_>, batch_id: u64, diffs: impl FnOnce(&mut Writer)) -> Push {
     let Envelope {
         join_ref,
         ref_,
@@ -81,7 +113,7 @@ pub(crate) fn diffs_push(envelope: &Envelope<'_>, batch_id: u64, diffs: &[Diff])
     w.number(batch_id);
     w.raw(",\"diffs\":");
     let diffs_at = w.out.len();
-    w.diffs(diffs);
+    diffs(&mut w);
     w.raw("}]");
     Push {
         text: w.text(),
@@ -208,6 +240,23 @@ impl Writer {
         self.raw(close);
     }
 
+    /// A server batch as its `Serialize` writes it.
+    fn batch(&mut self, batch: &ServerBatch) {
+        self.raw("{\"seq\":");
+        self.number(batch.seq);
+        self.raw(",\"client_id\":");
+        self.string(&batch.client_id);
+        self.raw(",\"batch_id\":");
+        self.number(batch.batch_id);
+        self.raw(",\"user_id\":");
+        self.string(&batch.user_id);
+        self.raw(",\"diffs\":");
+        self.diffs(&batch.diffs);
+        self.raw(",\"checksum\":");
+        self.checksum(batch.checksum);
+        self.raw("}");
+    }
+
     fn diffs(&mut self, diffs: &[Diff]) {
         self.separated(("[", "]"), diffs, Self::diff);
     }
@@ -217,13 +266,8 @@ impl Writer {
             Diff::Add { id, attrs } => {
                 self.raw("{\"op\":\"add\",\"id\":");
                 self.string(id);
-                // No first name to show that names are strings: a list.
-                if attrs.is_empty() {
-                    self.raw(",\"attrs\":[]");
-                } else {
-                    self.raw(",\"attrs\":");
-                    self.object(attrs.iter().map(|(name, value)| (name.as_str(), value)));
-                }
+                self.raw(",\"attrs\":");
+                self.attrs(attrs);
             }
             Diff::Remove { id } => {
                 self.raw("{\"op\":\"remove\",\"id\":");
@@ -241,6 +285,15 @@ impl Writer {
             }
         }
         self.raw("}");
+    }
+
+    /// An object's attributes as their map's `Serialize` writes them: with
+    /// no first name to show that names are strings, none are a list.
+    fn attrs(&mut self, attrs: &Attrs) {
+        match attrs.is_empty() {
+            true => self.raw("[]"),
+            false => self.object(attrs.iter().map(|(name, value)| (name.as_str(), value))),
+        }
     }
 
     fn object<'v>(&mut self, entries: impl Iterator<Item = (&'v str, &'v Value)>) {
@@ -272,11 +325,11 @@ impl Writer {
 
 #[cfg(test)]
 mod tests {
-    use super::{ack_reply, batch_frame, diffs_push};
+    use super::{ack_reply, batch_frame, catch_up_reply, diffs_push, diffs_push_again};
     use crate::frame::Envelope;
     use serde::Serialize;
-    use tandem_core::room::{Ack, DroppedDiff, IncomingBatch, ServerBatch};
-    use tandem_core::{value, Attrs, Checksum, Diff, DropReason, Value};
+    use tandem_core::room::{Ack, CatchUp, DroppedDiff, IncomingBatch, ServerBatch};
+    use tandem_core::{value, Attrs, Checksum, Diff, Document, DropReason, Value};
 
     fn samples() -> Vec<Vec<Diff>> {
         let odd = [
@@ -349,6 +402,8 @@ mod tests {
             assert_eq!(written.text, envelope.encode(&push));
             let diffs = serde_json::to_string(&push.diffs).expect("diffs are JSON");
             assert_eq!(written.diffs(), diffs);
+            let again = diffs_push_again(&envelope, push.batch_id, written.diffs());
+            assert_eq!(again, written.text);
         }
     }
 
@@ -385,6 +440,75 @@ mod tests {
                 response: &ack,
             };
             let written = ack_reply(envelope.join_ref, envelope.ref_, envelope.topic, &ack);
+            assert_eq!(written, envelope.encode(&reply));
+        }
+    }
+
+    #[test]
+    fn catch_ups_are_written_as_serde_json_writes_them() {
+        #[derive(Serialize)]
+        struct Reply<'a> {
+            status: &'a str,
+            response: &'a CatchUp<'a>,
+        }
+        // Every sample's adds as a document (the ones it can hold), in
+        // groups under a parent too, and every sample as a batch.
+        let mut document = Document::default();
+        let _ = document.apply(Diff::Add {
+            id: "frame".into(),
+            attrs: Attrs::new(),
+        });
+        for (n, diff) in samples().into_iter().flatten().enumerate() {
+            if let Diff::Add { id, mut attrs } = diff {
+                if n % 2 == 0 {
+                    attrs.insert("parent".into(), value!("frame"));
+                }
+                let _ = document.apply(Diff::Add { id, attrs });
+            }
+        }
+        assert!(document.len() > 2, "the samples hold adds");
+        let batches: Vec<ServerBatch> = samples()
+            .into_iter()
+            .enumerate()
+            .map(|(n, diffs)| ServerBatch {
+                seq: n as u64 + 1,
+                client_id: "c\u{7}".into(),
+                batch_id: 7,
+                user_id: "u".into(),
+                diffs,
+                checksum: Checksum(n as u64),
+            })
+            .collect();
+        let catch_ups = [
+            (None, None),
+            (Some(&document), None),
+            (None, Some(batches.iter().collect())),
+            (None, Some(vec![])),
+        ];
+        for (snapshot, batches) in catch_ups {
+            let catch_up = CatchUp {
+                seq: 12,
+                checksum: document.checksum(),
+                snapshot,
+                batches,
+            };
+            let envelope = Envelope {
+                join_ref: Some("3"),
+                ref_: Some("3"),
+                topic: "project:p",
+                event: "phx_reply",
+            };
+            let reply = Reply {
+                status: "ok",
+                response: &catch_up,
+            };
+            let written = catch_up_reply(
+                envelope.join_ref,
+                envelope.ref_,
+                envelope.topic,
+                "ok",
+                &catch_up,
+            );
             assert_eq!(written, envelope.encode(&reply));
         }
     }

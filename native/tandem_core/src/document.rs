@@ -1409,7 +1409,7 @@ impl Serialize for Document {
 impl Document {
     /// Every object, sibling group by sibling group, each group in sibling
     /// order: the order documents are written in (see `Serialize`).
-    pub(crate) fn in_sibling_order(&self) -> impl Iterator<Item = (&str, &Attrs)> {
+    pub fn in_sibling_order(&self) -> impl Iterator<Item = (&str, &Attrs)> {
         self.children.values().flat_map(move |kids| {
             kids.iter()
                 .map(move |(_, _, id)| (id.as_str(), &self.objects[id.as_str()].attrs))

@@ -484,18 +484,24 @@ fn frame(join_ref: Ref, ref_: Ref, topic: &str, event: &str, payload: &impl Seri
     envelope.encode(payload)
 }
 
-fn reply(
-    join_ref: Ref,
-    ref_: Ref,
-    topic: &str,
-    status: &str,
-    response: &impl Serialize,
-) -> Rc<String> {
+/// A reply; a catch-up (every join's, a document's worth after a restart)
+/// written by hand, the rest through serde.
+fn reply(join_ref: Ref, ref_: Ref, topic: &str, status: &str, response: &Response) -> Rc<String> {
     #[derive(Serialize)]
     struct Reply<'a, R> {
         status: &'a str,
         response: &'a R,
     }
-    let reply = Reply { status, response };
-    Rc::new(frame(join_ref, ref_, topic, "phx_reply", &reply))
+    Rc::new(match response {
+        Response::CatchUp(catch_up) => {
+            write::catch_up_reply(join_ref, ref_, topic, status, catch_up)
+        }
+        _ => frame(
+            join_ref,
+            ref_,
+            topic,
+            "phx_reply",
+            &Reply { status, response },
+        ),
+    })
 }
