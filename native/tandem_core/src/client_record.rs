@@ -11,7 +11,6 @@
 //! its document (BENCHMARKS.md, Fuzzer). The reader takes exactly the layout
 //! the writer writes and gives way to serde at anything else.
 
-use crate::checksum::Checksum;
 use crate::document::DropReason;
 use crate::msgpack_objects::{write_array_len, write_map_len, write_str, write_uint, Reader};
 use crate::room::{Ack, DroppedDiff, Rejection, Submitted};
@@ -109,7 +108,7 @@ pub(crate) fn read_ack(reader: &mut Reader<'_>) -> Option<Ack> {
     field(reader, "seq")?;
     let seq = reader.uint().ok()?;
     field(reader, "checksum")?;
-    let checksum = Checksum::parse(reader.str().ok()?)?;
+    let checksum = reader.checksum()?;
     field(reader, "amended")?;
     let len = reader.array_len().ok()?;
     let mut amended = Vec::with_capacity(len.min(reader.remaining()));
@@ -139,6 +138,7 @@ pub(crate) fn read_ack(reader: &mut Reader<'_>) -> Option<Ack> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checksum::Checksum;
     use proptest::prelude::*;
 
     fn ack(seq: u64, amended: Vec<usize>, dropped: Vec<DroppedDiff>) -> Ack {

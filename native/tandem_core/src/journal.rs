@@ -7,7 +7,6 @@
 //! after the last snapshot back. Through serde's dispatch per value both
 //! cost several times what the bytes need (BENCHMARKS.md, Fuzzer).
 
-use crate::checksum::Checksum;
 use crate::client_record::{read_ack, write_ack};
 use crate::codec::{self, DecodeError};
 use crate::diff::{Attrs, Diff};
@@ -131,7 +130,7 @@ fn read_batch(reader: &mut Reader<'_>) -> Option<ServerBatch> {
         diffs.push(read_diff(reader)?);
     }
     field(reader, "checksum")?;
-    let checksum = Checksum::parse(reader.str().ok()?)?;
+    let checksum = reader.checksum()?;
     Some(ServerBatch {
         seq,
         client_id,
@@ -184,6 +183,7 @@ fn read_diff(reader: &mut Reader<'_>) -> Option<Diff> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checksum::Checksum;
     use crate::document::DropReason;
     use crate::room::DroppedDiff;
     use serde::Serialize;

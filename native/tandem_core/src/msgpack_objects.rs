@@ -244,6 +244,35 @@ impl<'a> Reader<'a> {
         self.rest.len()
     }
 
+    /// Reads `text` when it comes next as the short string it is written
+    /// as (a key the reader expects), comparing the bytes themselves: no
+    /// UTF-8 check, no string built.
+    pub(crate) fn exactly(&mut self, text: &str) -> bool {
+        let len = text.len();
+        match self.rest.split_first() {
+            Some((&marker, rest))
+                if len < 32 && marker == 0xa0 | len as u8 && rest.starts_with(text.as_bytes()) =>
+            {
+                self.rest = &rest[len..];
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A checksum as its `Serialize` writes it: 16 hex digits as a short
+    /// string, read in place.
+    pub(crate) fn checksum(&mut self) -> Option<Checksum> {
+        match self.rest.split_first() {
+            Some((0xb0, rest)) => {
+                let (digits, rest) = rest.split_first_chunk::<16>()?;
+                self.rest = rest;
+                Checksum::from_hex(digits)
+            }
+            _ => None,
+        }
+    }
+
     /// An unsigned integer in any of its encodings.
     pub(crate) fn uint(&mut self) -> Result<u64, DecodeError> {
         Ok(match self.marker()? {

@@ -61,7 +61,7 @@ pub(crate) trait Record: Serialize + DeserializeOwned {
 
 /// Reads a map key that must be `name`, for a [`Record::read`].
 pub(crate) fn field(reader: &mut Reader<'_>, name: &str) -> Option<()> {
-    (reader.str().ok()? == name).then_some(())
+    reader.exactly(name).then_some(())
 }
 
 /// What a snapshot holds: the room's sequence number, its document and its
@@ -146,7 +146,7 @@ fn read_envelope<C: Record>(body: &[u8]) -> Option<Envelope<'_, FxHashMap<String
     field(&mut reader, "seq")?;
     let seq = reader.uint().ok()?;
     field(&mut reader, "checksum")?;
-    let checksum = Checksum::parse(reader.str().ok()?)?;
+    let checksum = reader.checksum()?;
     field(&mut reader, "clients")?;
     let len = reader.map_len().ok()?;
     let mut clients = FxHashMap::default();
