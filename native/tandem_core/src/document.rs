@@ -141,6 +141,9 @@ pub struct Document {
     /// Whether something was applied while `summing` was off since
     /// `checksum` last covered this very document.
     stale: bool,
+    /// Whether the diffs being applied passed the checks that depend on
+    /// nothing but the diff before (see [`Document::prechecked`]).
+    prechecked: bool,
     limits: Limits,
 }
 
@@ -183,6 +186,7 @@ impl Document {
             checksum: Checksum::default(),
             summing: true,
             stale: false,
+            prechecked: false,
             limits,
         }
     }
@@ -253,6 +257,19 @@ impl Document {
     pub(crate) fn set_running_checksum(&mut self, checksum: Checksum, current: bool) {
         self.checksum = checksum;
         self.stale &= !current;
+    }
+
+    /// Runs `apply` on diffs that passed, on an earlier application, the
+    /// checks that depend on nothing but the diff (an id's, a name's and a
+    /// value's limits, a reserved attribute's type): a client's pending
+    /// batches applied again, and the inverses the document wrote itself.
+    /// Those are skipped; everything that depends on the document (a
+    /// missing target or parent, a cycle, a count) is judged as ever.
+    pub(crate) fn prechecked<R>(&mut self, apply: impl FnOnce(&mut Document) -> R) -> R {
+        self.prechecked = true;
+        let result = apply(self);
+        self.prechecked = false;
+        result
     }
 
     /// Runs `apply` on this document leaving what it applies out of the
@@ -370,9 +387,11 @@ impl Document {
     /// the exact document, so the running checksum is its checksum).
     pub(crate) fn undo_to(&mut self, inverses: impl IntoIterator<Item = Vec<Diff>>) {
         self.unsummed(|doc| {
-            for inverse in inverses {
-                doc.apply_quietly(inverse);
-            }
+            doc.prechecked(|doc| {
+                for inverse in inverses {
+                    doc.apply_quietly(inverse);
+                }
+            })
         });
         self.stale = false;
         debug_assert_eq!(
@@ -449,7 +468,7 @@ impl Document {
         mut attrs: Attrs,
         sink: &mut Sink<'_>,
     ) -> Result<bool, DropReason> {
-        if !Limits::name_ok(&id, self.limits.max_id_bytes) {
+        if !self.prechecked && !Limits::name_ok(&id, self.limits.max_id_bytes) {
             return Err(DropReason::InvalidId);
         }
         // Every other check comes before the one lookup of the id, which
@@ -458,7 +477,11 @@ impl Document {
         // still given in the checks' order.
         let full = self.objects.len() >= self.limits.max_objects;
         attrs.retain(|_, v| !v.is_null());
-        let key = check_attrs(&self.limits, &attrs).and_then(|(parent, z)| {
+        let key = match self.prechecked {
+            true => Ok(sibling_key(&attrs)),
+            false => check_attrs(&self.limits, &attrs),
+        };
+        let key = key.and_then(|(parent, z)| {
             if parent != ROOT && !self.objects.contains_key(parent) {
                 return Err(DropReason::MissingParent);
             }
@@ -650,12 +673,14 @@ impl Document {
             .ok_or(DropReason::MissingTarget)?;
         let attrs = &object.attrs;
         if let Some(v) = &value {
-            check_attr(&self.limits, &key, v)?;
+            if !self.prechecked {
+                check_attr(&self.limits, &key, v)?;
+            }
             if attrs.len() >= self.limits.max_attrs_per_object && !attrs.contains_key(key.as_str())
             {
                 return Err(DropReason::TooManyAttributes);
             }
-        } else if !Limits::name_ok(&key, self.limits.max_key_bytes) {
+        } else if !self.prechecked && !Limits::name_ok(&key, self.limits.max_key_bytes) {
             return Err(DropReason::InvalidKey);
         }
         let sum = self.summing.then_some(&mut self.checksum);
@@ -806,6 +831,7 @@ impl Builder {
             checksum: self.known.unwrap_or(self.checksum),
             summing: true,
             stale: false,
+            prechecked: false,
             objects: self.objects,
             children,
             limits: self.limits,
@@ -1663,6 +1689,43 @@ mod tests {
                 assert!(rest.rev().eq(after.rev()), "{parent:?} {k}");
             }
         }
+    }
+
+    #[test]
+    fn prechecked_diffs_are_still_judged_against_the_document() {
+        use crate::{DropReason, Limits};
+        let limits = Limits {
+            max_attrs_per_object: 2,
+            ..Limits::default()
+        };
+        let mut doc = Document::new(limits);
+        let add = |id: &str, parent: Option<&str>| {
+            let mut attrs = Attrs::new();
+            if let Some(parent) = parent {
+                attrs.insert("parent".into(), value!(parent));
+            }
+            Diff::Add {
+                id: id.into(),
+                attrs,
+            }
+        };
+        let set = |id: &str, key: &str| Diff::set(id, key, Some(value!(1)));
+        doc.prechecked(|doc| {
+            assert_eq!(
+                doc.apply(add("a", Some("gone"))),
+                Err(DropReason::MissingParent)
+            );
+            assert!(doc.apply(add("a", None)).is_ok());
+            assert_eq!(doc.apply(add("a", None)), Err(DropReason::DuplicateAdd));
+            assert_eq!(doc.apply(set("b", "x")), Err(DropReason::MissingTarget));
+            assert!(doc.apply(set("a", "x")).is_ok());
+            assert!(doc.apply(set("a", "y")).is_ok());
+            assert_eq!(doc.apply(set("a", "w")), Err(DropReason::TooManyAttributes));
+            assert!(doc.apply(add("b", Some("a"))).is_ok());
+            let cycle = Diff::set("a", "parent", Some(value!("b")));
+            assert_eq!(doc.apply(cycle), Err(DropReason::ParentCycle));
+        });
+        assert_sound(&doc);
     }
 
     fn assert_sound(doc: &Document) {

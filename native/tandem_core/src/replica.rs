@@ -294,7 +294,7 @@ impl Replica {
         }
         self.unwind();
         let pending = self.pending.remove(index).expect("found above");
-        self.doc.apply_quietly(pending.diffs);
+        self.doc.prechecked(|doc| doc.apply_quietly(pending.diffs));
         received.check(seq, checksum, self.doc.running_checksum());
         self.seq = seq;
         received.acked.push(batch_id);
@@ -388,20 +388,22 @@ impl Replica {
     fn reapply(&mut self) {
         let pending = &mut self.pending;
         self.doc.unsummed(|doc| {
-            for pending in pending.iter_mut() {
-                if pending.applied.is_none() {
-                    let (outcomes, inverse) = doc.apply_with_inverse(pending.diffs.clone());
-                    if outcomes.iter().all(|o| *o == Outcome::Accepted) {
-                        pending.inverse = inverse;
-                        continue;
+            doc.prechecked(|doc| {
+                for pending in pending.iter_mut() {
+                    if pending.applied.is_none() {
+                        let (outcomes, inverse) = doc.apply_with_inverse(pending.diffs.clone());
+                        if outcomes.iter().all(|o| *o == Outcome::Accepted) {
+                            pending.inverse = inverse;
+                            continue;
+                        }
+                        doc.apply_quietly(inverse);
                     }
-                    doc.apply_quietly(inverse);
+                    let result = doc.apply_batch(pending.diffs.clone());
+                    pending.inverse = result.inverse;
+                    let differs = result.outcomes.iter().any(|o| *o != Outcome::Accepted);
+                    pending.applied = differs.then_some(result.applied);
                 }
-                let result = doc.apply_batch(pending.diffs.clone());
-                pending.inverse = result.inverse;
-                let differs = result.outcomes.iter().any(|o| *o != Outcome::Accepted);
-                pending.applied = differs.then_some(result.applied);
-            }
+            })
         });
     }
 
