@@ -116,20 +116,37 @@ pub(crate) fn ack(text: &str) -> Option<(&str, Accepted)> {
 /// `text`: owning its four strings (the event too) cost more than a tenth
 /// of the read, and the server keeps only a held reply's refs past the frame.
 pub fn diffs_push(text: &str) -> Option<Incoming<IncomingBatch, Cow<'_, str>>> {
+    diffs_push_as_written(text).map(|(incoming, _)| incoming)
+}
+
+/// A push read by [`diffs_push`], and the text of its diffs' array when
+/// that is what serde_json writes for the diffs read.
+type PushAsWritten<'t> = (Incoming<IncomingBatch, Cow<'t, str>>, Option<&'t str>);
+
+/// [`diffs_push`], and the text of the diffs' array in the frame when it
+/// is what serde_json writes for the diffs read: only that layout is read
+/// here (no whitespace, keys in order, escape-free strings, integers), but
+/// for a set's `"value":null`, which is read as no value (the text is not
+/// given when that appears anywhere in the diffs, a nested key included).
+pub fn diffs_push_as_written(text: &str) -> Option<PushAsWritten<'_>> {
     let mut c = Cursor { text, at: 0 };
     let (join_ref, ref_, topic) = c.envelope()?;
     c.eat("\"diffs\",{\"batch_id\":")?;
     let batch_id = c.number()?;
     c.eat(",\"diffs\":")?;
+    let start = c.at;
     let diffs = c.diffs()?;
+    let written = text.get(start..c.at)?;
+    let written = (!written.contains("\"value\":null")).then_some(written);
     c.end("}]")?;
-    Some(Incoming {
+    let incoming = Incoming {
         join_ref: join_ref.map(Cow::Borrowed),
         ref_: ref_.map(Cow::Borrowed),
         topic: Cow::Borrowed(topic),
         event: Cow::Borrowed("diffs"),
         payload: Payload::Typed(IncomingBatch { batch_id, diffs }),
-    })
+    };
+    Some((incoming, written))
 }
 
 /// The bytes that end a string read here: its closing quote, and those
@@ -477,7 +494,10 @@ impl<'t> Cursor<'t> {
 
 #[cfg(test)]
 mod tests {
-    use super::{ack, broadcast, diffs_push, first_stop, Broadcast, Cursor, Echo, STOPS};
+    use super::{
+        ack, broadcast, diffs_push, diffs_push_as_written, first_stop, Broadcast, Cursor, Echo,
+        STOPS,
+    };
     use crate::answer::{Accepted, Typed, Want};
     use crate::frame::{Envelope, Incoming, Payload};
     use serde::Serialize;
@@ -806,6 +826,36 @@ mod tests {
             assert!(diffs_push(&text).is_some(), "{text}");
             assert_eq!(push_direct(&text), push_by_serde(&text));
         }
+    }
+
+    #[test]
+    fn a_push_read_here_holds_its_diffs_as_serde_json_writes_them() {
+        // Every push, and every frame one byte away from one that is still
+        // read here: the diffs' text is the one serde_json writes for what
+        // was read.
+        let mut read = 0;
+        for text in push_frames() {
+            for at in 0..text.len() {
+                for byte in [b' ', b'0', b'9', b'a', b'"', b'\\', b'{', b'[', b',', b':'] {
+                    let mut bytes = text.clone().into_bytes();
+                    bytes[at] = byte;
+                    let Ok(other) = String::from_utf8(bytes) else {
+                        continue;
+                    };
+                    for candidate in [&text, &other] {
+                        if let Some((incoming, Some(written))) = diffs_push_as_written(candidate) {
+                            let Payload::Typed(batch) = incoming.payload else {
+                                panic!("a typed push")
+                            };
+                            let by_serde = serde_json::to_string(&batch.diffs).expect("JSON");
+                            assert_eq!(written, by_serde, "{candidate}");
+                            read += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(read > 0);
     }
 
     /// Edits of the second sample of each kind, none of them the layout

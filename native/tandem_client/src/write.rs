@@ -25,6 +25,15 @@ pub fn batch_frame(topic: &str, batch: &ServerBatch) -> String {
     w.text()
 }
 
+/// [`batch_frame`] of a batch whose diffs are, as JSON, `diffs` (the text
+/// a push gave them, for a batch the server applied exactly as pushed).
+pub fn batch_frame_as_pushed(topic: &str, batch: &ServerBatch, diffs: &str) -> String {
+    let mut w = Writer::frame(None, None, topic, "batch");
+    w.batch_with(batch, |w| w.raw(diffs));
+    w.raw("]");
+    w.text()
+}
+
 /// The V2 frame of a reply carrying a catch-up (the answer to a join or a
 /// `sync`, by the simulated server): `{"status":STATUS,"response":CATCH_UP}`.
 /// A rejoin after a server restart carries the whole document.
@@ -242,6 +251,11 @@ impl Writer {
 
     /// A server batch as its `Serialize` writes it.
     fn batch(&mut self, batch: &ServerBatch) {
+        self.batch_with(batch, |w| w.diffs(&batch.diffs));
+    }
+
+    /// A server batch with its diffs written by `diffs`.
+    fn batch_with(&mut self, batch: &ServerBatch, diffs: impl FnOnce(&mut Self)) {
         self.raw("{\"seq\":");
         self.number(batch.seq);
         self.raw(",\"client_id\":");
@@ -251,7 +265,7 @@ impl Writer {
         self.raw(",\"user_id\":");
         self.string(&batch.user_id);
         self.raw(",\"diffs\":");
-        self.diffs(&batch.diffs);
+        diffs(self);
         self.raw(",\"checksum\":");
         self.checksum(batch.checksum);
         self.raw("}");

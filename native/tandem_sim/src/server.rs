@@ -21,7 +21,7 @@ use tandem_client::{direct, write};
 use tandem_core::room::{
     Ack, CatchUp, IncomingBatch, JournalEntry, LogBounds, ServerBatch, Submitted,
 };
-use tandem_core::{Checksum, Limits, Room};
+use tandem_core::{Checksum, Diff, Limits, Room};
 
 /// A connection id, unique for the life of the simulation.
 pub type ConnId = u64;
@@ -248,7 +248,10 @@ impl SimServer {
     pub fn receive(&mut self, conn: ConnId, frame: &str) -> Vec<Outgoing> {
         let diffs = |head: &Envelope<'_>| (head.event == "diffs").then_some(PhantomData);
         // Most frames are pushes of diffs written as the client writes them.
-        let incoming = direct::diffs_push(frame);
+        let (incoming, pushed) = match direct::diffs_push_as_written(frame) {
+            Some((incoming, pushed)) => (Some(incoming), pushed),
+            None => (None, None),
+        };
         let Some(Incoming {
             join_ref,
             ref_,
@@ -280,6 +283,7 @@ impl SimServer {
         } else {
             Vec::new()
         };
+        let payload = (payload, pushed);
         out.extend(self.dispatch(conn, join_ref, ref_, topic, event, payload));
         out
     }
@@ -292,7 +296,7 @@ impl SimServer {
         ref_: Ref<'_>,
         topic: &str,
         event: &str,
-        payload: Payload<IncomingBatch>,
+        (payload, pushed): (Payload<IncomingBatch>, Option<&str>),
     ) -> Vec<Outgoing> {
         let respond = |status: &str, response: Response| {
             vec![Outgoing {
@@ -322,7 +326,7 @@ impl SimServer {
                             return respond("error", Response::refusal("malformed", None));
                         };
                         let who = (&*client_id, &*user_id);
-                        self.diffs(conn, join_ref, ref_, topic, who, batch)
+                        self.diffs(conn, join_ref, ref_, topic, who, (batch, pushed))
                     }
                     "sync" => {
                         let since = value(payload).get("since").and_then(Value::as_u64);
@@ -369,10 +373,11 @@ impl SimServer {
         ref_: Ref<'_>,
         topic: &str,
         (client_id, user_id): (&str, &str),
-        batch: IncomingBatch,
+        (batch, pushed): (IncomingBatch, Option<&str>),
     ) -> Vec<Outgoing> {
         // Taken before the room resolves (and so changes) the diffs.
         let edit = fingerprint(&batch.diffs);
+        let pushed = pushed.filter(|_| batch.diffs.iter().all(keeps_its_text));
         let (ack, broadcast) = match self.room.submit(client_id, user_id, batch) {
             Ok(Submitted::Accepted { ack, batch }) => {
                 let durable = Durable {
@@ -381,7 +386,13 @@ impl SimServer {
                     batch_id: batch.batch_id,
                     edit,
                 };
-                let frame = write::batch_frame(topic, &batch);
+                // Applied exactly as pushed, the diffs are the pushed text.
+                let as_pushed = ack.amended.is_empty() && ack.dropped.is_empty();
+                let frame = match pushed.filter(|_| as_pushed) {
+                    Some(diffs) => write::batch_frame_as_pushed(topic, &batch, diffs),
+                    None => write::batch_frame(topic, &batch),
+                };
+                debug_assert_eq!(frame, write::batch_frame(topic, &batch));
                 let entry = Entry {
                     batch,
                     ack: ack.clone(),
@@ -434,6 +445,18 @@ impl SimServer {
             conn,
             frame: Rc::clone(frame),
         }));
+    }
+}
+
+/// Whether `diff`, applied as is, is recorded as it came: a `null` value at
+/// the top (an unset, an attribute left out) is not.
+fn keeps_its_text(diff: &Diff) -> bool {
+    match diff {
+        Diff::Add { attrs, .. } => attrs.values().all(|value| !value.is_null()),
+        Diff::Set {
+            value: Some(value), ..
+        } => !value.is_null(),
+        Diff::Set { value: None, .. } | Diff::Remove { .. } => true,
     }
 }
 
