@@ -19,17 +19,18 @@ use tandem_core::{Attrs, Checksum, Diff, Value};
 
 /// The V2 frame of a `batch` broadcast.
 pub fn batch_frame(topic: &str, batch: &ServerBatch) -> String {
-    let mut w = Writer::frame(None, None, topic, "batch");
-    w.batch(batch);
-    w.raw("]");
-    w.text()
+    batch_frame_with(topic, batch, |w| w.diffs(&batch.diffs))
 }
 
 /// [`batch_frame`] of a batch whose diffs are, as JSON, `diffs` (the text
 /// a push gave them, for a batch the server applied exactly as pushed).
 pub fn batch_frame_as_pushed(topic: &str, batch: &ServerBatch, diffs: &str) -> String {
+    batch_frame_with(topic, batch, |w| w.raw(diffs))
+}
+
+fn batch_frame_with(topic: &str, batch: &ServerBatch, diffs: impl FnOnce(&mut Writer)) -> String {
     let mut w = Writer::frame(None, None, topic, "batch");
-    w.batch_with(batch, |w| w.raw(diffs));
+    w.batch_with(batch, diffs);
     w.raw("]");
     w.text()
 }

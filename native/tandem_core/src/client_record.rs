@@ -12,9 +12,11 @@
 //! the writer writes and gives way to serde at anything else.
 
 use crate::document::DropReason;
-use crate::msgpack_objects::{write_array_len, write_map_len, write_str, write_uint, Reader};
+use crate::msgpack_objects::{
+    write_array_len, write_checksum, write_map_len, write_str, write_uint, Reader,
+};
 use crate::room::{Ack, DroppedDiff, Rejection, Submitted};
-use crate::snapshot::{field, Record};
+use crate::snapshot::Record;
 use serde::de::value::{Error as ValueError, StrDeserializer};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -64,9 +66,9 @@ impl Record for ClientRecord {
 
     fn read(reader: &mut Reader<'_>) -> Option<ClientRecord> {
         (reader.map_len().ok()? == 2).then_some(())?;
-        field(reader, "last_batch_id")?;
+        reader.key("last_batch_id")?;
         let last_batch_id = reader.uint().ok()?;
-        field(reader, "recent")?;
+        reader.key("recent")?;
         let len = reader.array_len().ok()?;
         let mut recent = VecDeque::with_capacity(len.min(reader.remaining()));
         for _ in 0..len {
@@ -85,11 +87,7 @@ pub(crate) fn write_ack(out: &mut Vec<u8>, ack: &Ack) {
     write_str(out, "seq");
     write_uint(out, ack.seq);
     write_str(out, "checksum");
-    let digits = ack.checksum.hex();
-    write_str(
-        out,
-        std::str::from_utf8(&digits).expect("hex digits are ASCII"),
-    );
+    write_checksum(out, ack.checksum);
     write_str(out, "amended");
     write_array_len(out, ack.amended.len());
     for &index in &ack.amended {
@@ -105,24 +103,24 @@ pub(crate) fn write_ack(out: &mut Vec<u8>, ack: &Ack) {
 
 pub(crate) fn read_ack(reader: &mut Reader<'_>) -> Option<Ack> {
     (reader.map_len().ok()? == 4).then_some(())?;
-    field(reader, "seq")?;
+    reader.key("seq")?;
     let seq = reader.uint().ok()?;
-    field(reader, "checksum")?;
+    reader.key("checksum")?;
     let checksum = reader.checksum()?;
-    field(reader, "amended")?;
+    reader.key("amended")?;
     let len = reader.array_len().ok()?;
     let mut amended = Vec::with_capacity(len.min(reader.remaining()));
     for _ in 0..len {
         amended.push(usize::try_from(reader.uint().ok()?).ok()?);
     }
-    field(reader, "dropped")?;
+    reader.key("dropped")?;
     let len = reader.array_len().ok()?;
     let mut dropped = Vec::with_capacity(len.min(reader.remaining()));
     for _ in 0..len {
         (reader.map_len().ok()? == 2).then_some(())?;
-        field(reader, "index")?;
+        reader.key("index")?;
         let index = usize::try_from(reader.uint().ok()?).ok()?;
-        field(reader, "reason")?;
+        reader.key("reason")?;
         let name = StrDeserializer::<ValueError>::new(reader.str().ok()?);
         let reason = DropReason::deserialize(name).ok()?;
         dropped.push(DroppedDiff { index, reason });

@@ -12,10 +12,9 @@ use crate::client_record::{read_ack, write_ack};
 use crate::codec::{self, DecodeError};
 use crate::diff::{Attrs, Diff};
 use crate::msgpack_objects::{
-    write_array_len, write_map_len, write_str, write_uint, write_value, Reader,
+    write_array_len, write_checksum, write_map_len, write_str, write_uint, write_value, Reader,
 };
 use crate::room::{Ack, JournalEntry, ServerBatch};
-use crate::snapshot::field;
 
 /// How deep below the entry a diff's value starts (entry, batch, diffs,
 /// diff, attributes), with a margin: the reader leaves values nearer the
@@ -58,11 +57,7 @@ fn write_batch(out: &mut Vec<u8>, batch: &ServerBatch) {
         write_diff(out, diff);
     }
     write_str(out, "checksum");
-    let digits = batch.checksum.hex();
-    write_str(
-        out,
-        std::str::from_utf8(&digits).expect("hex digits are ASCII"),
-    );
+    write_checksum(out, batch.checksum);
 }
 
 /// A diff as serde's internally tagged form: `op` first, then the fields.
@@ -107,30 +102,30 @@ fn write_diff(out: &mut Vec<u8>, diff: &Diff) {
 fn read_entry(bytes: &[u8]) -> Option<JournalEntry> {
     let mut reader = Reader::new(bytes);
     (reader.map_len().ok()? == 2).then_some(())?;
-    field(&mut reader, "batch")?;
+    reader.key("batch")?;
     let batch = read_batch(&mut reader)?;
-    field(&mut reader, "ack")?;
+    reader.key("ack")?;
     let ack = read_ack(&mut reader)?;
     reader.is_empty().then_some(JournalEntry { batch, ack })
 }
 
 fn read_batch(reader: &mut Reader<'_>) -> Option<ServerBatch> {
     (reader.map_len().ok()? == 6).then_some(())?;
-    field(reader, "seq")?;
+    reader.key("seq")?;
     let seq = reader.uint().ok()?;
-    field(reader, "client_id")?;
+    reader.key("client_id")?;
     let client_id = reader.str().ok()?.to_owned();
-    field(reader, "batch_id")?;
+    reader.key("batch_id")?;
     let batch_id = reader.uint().ok()?;
-    field(reader, "user_id")?;
+    reader.key("user_id")?;
     let user_id = reader.str().ok()?.to_owned();
-    field(reader, "diffs")?;
+    reader.key("diffs")?;
     let len = reader.array_len().ok()?;
     let mut diffs = Vec::with_capacity(len.min(reader.remaining()));
     for _ in 0..len {
         diffs.push(read_diff(reader)?);
     }
-    field(reader, "checksum")?;
+    reader.key("checksum")?;
     let checksum = reader.checksum()?;
     Some(ServerBatch {
         seq,
@@ -144,13 +139,13 @@ fn read_batch(reader: &mut Reader<'_>) -> Option<ServerBatch> {
 
 fn read_diff(reader: &mut Reader<'_>) -> Option<Diff> {
     let len = reader.map_len().ok()?;
-    field(reader, "op")?;
+    reader.key("op")?;
     let op = reader.str().ok()?;
-    field(reader, "id")?;
+    reader.key("id")?;
     let id = reader.str().ok()?.into();
     match (op, len) {
         ("add", 3) => {
-            field(reader, "attrs")?;
+            reader.key("attrs")?;
             let len = reader.map_len().ok()?;
             let mut attrs = Attrs::with_capacity(len.min(reader.remaining()));
             for _ in 0..len {
@@ -165,12 +160,12 @@ fn read_diff(reader: &mut Reader<'_>) -> Option<Diff> {
         }
         ("remove", 2) => Some(Diff::Remove { id }),
         ("set", 3 | 4) => {
-            field(reader, "key")?;
+            reader.key("key")?;
             let key = reader.str().ok()?.into();
             let value = match len {
                 // A nil value is no value, as serde reads an `Option`.
                 4 => {
-                    field(reader, "value")?;
+                    reader.key("value")?;
                     Some(reader.value(VALUE_DEPTH).ok()?).filter(|v| !v.is_null())
                 }
                 _ => None,

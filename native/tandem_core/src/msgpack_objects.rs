@@ -131,6 +131,16 @@ pub(crate) fn write_array_len(out: &mut Vec<u8>, len: usize) {
     write_len(out, len, rmp::encode::write_array_len);
 }
 
+/// A checksum as its `Serialize` writes it: its 16 hex digits as a string
+/// (what [`Reader::checksum`] reads).
+pub(crate) fn write_checksum(out: &mut Vec<u8>, checksum: Checksum) {
+    let digits = checksum.hex();
+    write_str(
+        out,
+        std::str::from_utf8(&digits).expect("hex digits are ASCII"),
+    );
+}
+
 /// An unsigned integer in its shortest form, as `rmp_serde` writes one.
 pub(crate) fn write_uint(out: &mut Vec<u8>, n: u64) {
     match u8::try_from(n) {
@@ -244,19 +254,19 @@ impl<'a> Reader<'a> {
         self.rest.len()
     }
 
-    /// Reads `text` when it comes next as the short string it is written
-    /// as (a key the reader expects), comparing the bytes themselves: no
-    /// UTF-8 check, no string built.
-    pub(crate) fn exactly(&mut self, text: &str) -> bool {
-        let len = text.len();
+    /// Reads the map key `name` when it comes next as the short string it
+    /// is written as, comparing the bytes themselves (no UTF-8 check, no
+    /// string built); `None` at anything else.
+    pub(crate) fn key(&mut self, name: &str) -> Option<()> {
+        let len = name.len();
         match self.rest.split_first() {
             Some((&marker, rest))
-                if len < 32 && marker == 0xa0 | len as u8 && rest.starts_with(text.as_bytes()) =>
+                if len < 32 && marker == 0xa0 | len as u8 && rest.starts_with(name.as_bytes()) =>
             {
                 self.rest = &rest[len..];
-                true
+                Some(())
             }
-            _ => false,
+            _ => None,
         }
     }
 

@@ -31,7 +31,7 @@ use crate::diff::{Attrs, ObjectId};
 use crate::document::Document;
 use crate::limits::Limits;
 use crate::msgpack_objects::{
-    read_document, write_document, write_map_len, write_str, write_uint, Reader,
+    read_document, write_checksum, write_document, write_map_len, write_str, write_uint, Reader,
 };
 use rustc_hash::FxHashMap;
 use serde::de::DeserializeOwned;
@@ -57,11 +57,6 @@ pub(crate) trait Record: Serialize + DeserializeOwned {
     /// Reads what [`Record::write`] writes; `None` at anything else (the
     /// whole snapshot is then read through serde).
     fn read(reader: &mut Reader<'_>) -> Option<Self>;
-}
-
-/// Reads a map key that must be `name`, for a [`Record::read`].
-pub(crate) fn field(reader: &mut Reader<'_>, name: &str) -> Option<()> {
-    reader.exactly(name).then_some(())
 }
 
 /// What a snapshot holds: the room's sequence number, its document and its
@@ -120,11 +115,7 @@ fn write_envelope<C: Record>(
     write_str(out, "seq");
     write_uint(out, seq);
     write_str(out, "checksum");
-    let digits = checksum.hex();
-    write_str(
-        out,
-        std::str::from_utf8(&digits).expect("hex digits are ASCII"),
-    );
+    write_checksum(out, checksum);
     write_str(out, "clients");
     write_map_len(out, clients.len());
     for (client_id, record) in clients {
@@ -141,13 +132,13 @@ fn write_envelope<C: Record>(
 fn read_envelope<C: Record>(body: &[u8]) -> Option<Envelope<'_, FxHashMap<String, C>>> {
     let mut reader = Reader::new(body);
     (reader.map_len().ok()? == 5).then_some(())?;
-    field(&mut reader, "format")?;
+    reader.key("format")?;
     let format = u32::try_from(reader.uint().ok()?).ok()?;
-    field(&mut reader, "seq")?;
+    reader.key("seq")?;
     let seq = reader.uint().ok()?;
-    field(&mut reader, "checksum")?;
+    reader.key("checksum")?;
     let checksum = reader.checksum()?;
-    field(&mut reader, "clients")?;
+    reader.key("clients")?;
     let len = reader.map_len().ok()?;
     let mut clients = FxHashMap::default();
     clients.reserve(len.min(reader.remaining()));
@@ -155,7 +146,7 @@ fn read_envelope<C: Record>(body: &[u8]) -> Option<Envelope<'_, FxHashMap<String
         let client_id = reader.str().ok()?.to_owned();
         clients.insert(client_id, C::read(&mut reader)?);
     }
-    field(&mut reader, "document")?;
+    reader.key("document")?;
     let document = reader.bin().ok()?;
     reader.is_empty().then_some(Envelope {
         format,
