@@ -394,39 +394,35 @@ impl World {
     /// and only a client something was done to (see [`World::pump`]) is
     /// asked again.
     fn run_until(&mut self, until: Millis) {
-        let mut timers: Vec<Option<Millis>> = vec![None; self.peers.len()];
+        // Each client's next timer, `NEVER` for none: a plain minimum
+        // over numbers, where one over options cost about a quarter of the
+        // loop's own instructions.
+        const NEVER: Millis = Millis::MAX;
+        let timer_of = |p: &Peer| p.client.poll_timeout().unwrap_or(NEVER);
+        let mut timers: Vec<Millis> = vec![NEVER; self.peers.len()];
         self.touched.clear();
         self.touched.resize(self.peers.len(), true);
         loop {
             // One pass reads the touched clients' timers and finds the
             // earliest, so that a step whose timers are all later (most are:
             // most steps are a queued frame) skips the pass that fires them.
-            let mut earliest: Option<Millis> = None;
-            let touched = self.touched.iter_mut();
-            for (peer, (touched, timer)) in touched.zip(&mut timers).enumerate() {
-                if std::mem::take(touched) {
-                    *timer = self.peers[peer].client.poll_timeout();
+            let mut earliest = NEVER;
+            for (peer, timer) in timers.iter_mut().enumerate() {
+                if std::mem::take(&mut self.touched[peer]) {
+                    *timer = timer_of(&self.peers[peer]);
                 }
-                if let Some(d) = *timer {
-                    earliest = Some(earliest.map_or(d, |e| e.min(d)));
-                }
+                earliest = earliest.min(*timer);
             }
-            debug_assert!(self
-                .peers
-                .iter()
-                .zip(&timers)
-                .all(|(p, &t)| p.client.poll_timeout() == t));
-            let queued = self.queue.next_time();
-            let Some(t) = earliest.into_iter().chain(queued).min() else {
-                break;
-            };
-            if t > until {
+            debug_assert!(self.peers.iter().map(timer_of).eq(timers.iter().copied()));
+            let queued = self.queue.next_time().unwrap_or(NEVER);
+            let t = earliest.min(queued);
+            if t == NEVER || t > until {
                 break;
             }
             self.now = self.now.max(t);
-            if earliest.is_some_and(|e| e <= self.now) {
-                for (peer, timer) in timers.iter().enumerate() {
-                    if timer.is_some_and(|d| d <= self.now) {
+            if earliest <= self.now {
+                for (peer, &timer) in timers.iter().enumerate() {
+                    if timer <= self.now {
                         self.peers[peer].client.handle_timeout(self.now);
                         self.pump(peer);
                     }
