@@ -38,11 +38,42 @@ pub struct Outgoing {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Durable {
     pub seq: u64,
-    pub client_id: String,
+    pub client_id: Rc<str>,
     pub batch_id: u64,
     /// The fingerprint of the diffs as the client sent them, to tell which
     /// edit this was (see [`crate::ledger`]).
     pub edit: Fingerprint,
+}
+
+/// Every batch ever made durable, by seq. What is durable survives every
+/// restart and the room numbers on from it, so the seqs run 1, 2, 3, ...
+/// and a batch's place is its seq: a vector, where a search tree spent
+/// about 0.5 % of the fuzzer's instructions on insertions and lookups.
+#[derive(Debug, Default)]
+pub struct History(Vec<Durable>);
+
+impl History {
+    fn push(&mut self, durable: Durable) {
+        assert_eq!(durable.seq, self.last_seq() + 1, "durable seqs run on");
+        self.0.push(durable);
+    }
+
+    /// The durable batch `seq`.
+    pub fn get(&self, seq: u64) -> Option<&Durable> {
+        let index = usize::try_from(seq.checked_sub(1)?).ok()?;
+        self.0.get(index)
+    }
+
+    /// The durable batches after `seq`, in order.
+    pub fn after(&self, seq: u64) -> &[Durable] {
+        let seen = usize::try_from(seq).unwrap_or(usize::MAX);
+        self.0.get(seen..).unwrap_or_default()
+    }
+
+    /// The last durable seq (0 before the first).
+    pub fn last_seq(&self) -> u64 {
+        self.0.len() as u64
+    }
 }
 
 /// A frame's `join_ref` or `ref`, as its text has it: only what outlives
@@ -97,8 +128,7 @@ pub struct SimServer {
     /// Sequenced but not yet durable: their replies wait for `commit`.
     held: Vec<Held>,
     unjournaled: Vec<(Durable, Entry)>,
-    /// seq → (client_id, batch_id) of every batch ever made durable.
-    history: BTreeMap<u64, Durable>,
+    history: History,
     pub snapshot_every: usize,
     pub restarts: u64,
     /// The next commit with something to write fails (see `commit`).
@@ -124,7 +154,7 @@ impl SimServer {
             snapshot: None,
             held: Vec::new(),
             unjournaled: Vec::new(),
-            history: BTreeMap::new(),
+            history: History::default(),
             snapshot_every: 50,
             restarts: 0,
             fail_next_commit: false,
@@ -136,8 +166,7 @@ impl SimServer {
         &self.room
     }
 
-    /// seq → (client_id, batch_id) of every batch ever made durable.
-    pub fn history(&self) -> &BTreeMap<u64, Durable> {
+    pub fn history(&self) -> &History {
         &self.history
     }
 
@@ -165,7 +194,7 @@ impl SimServer {
             return self.journal_failed();
         }
         for (durable, entry) in self.unjournaled.drain(..) {
-            self.history.insert(durable.seq, durable);
+            self.history.push(durable);
             self.journal.push(entry);
         }
         if self.journal.len() >= self.snapshot_every {
@@ -325,7 +354,7 @@ impl SimServer {
                         let Payload::Typed(batch) = payload else {
                             return respond("error", Response::refusal("malformed", None));
                         };
-                        let who = (&*client_id, &*user_id);
+                        let who = (&client_id, &*user_id);
                         self.diffs(conn, join_ref, ref_, topic, who, (batch, pushed))
                     }
                     "sync" => {
@@ -372,7 +401,7 @@ impl SimServer {
         join_ref: Ref<'_>,
         ref_: Ref<'_>,
         topic: &str,
-        (client_id, user_id): (&str, &str),
+        (client_id, user_id): (&Rc<str>, &str),
         (batch, pushed): (IncomingBatch, Option<&str>),
     ) -> Vec<Outgoing> {
         // Taken before the room resolves (and so changes) the diffs.
@@ -382,7 +411,7 @@ impl SimServer {
             Ok(Submitted::Accepted { ack, batch }) => {
                 let durable = Durable {
                     seq: batch.seq,
-                    client_id: batch.client_id.clone(),
+                    client_id: Rc::clone(client_id),
                     batch_id: batch.batch_id,
                     edit,
                 };
@@ -527,4 +556,42 @@ fn reply(join_ref: Ref, ref_: Ref, topic: &str, status: &str, response: &Respons
             &Reply { status, response },
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Durable, History};
+
+    fn durable(seq: u64) -> Durable {
+        Durable {
+            seq,
+            client_id: "c".into(),
+            batch_id: seq * 10,
+            edit: seq,
+        }
+    }
+
+    #[test]
+    fn a_durable_batch_is_found_by_its_seq_and_the_rest_after_a_seq() {
+        let mut history = History::default();
+        assert_eq!(history.last_seq(), 0);
+        assert!(history.after(0).is_empty());
+        (1..=3).for_each(|seq| history.push(durable(seq)));
+        assert_eq!(history.get(0), None);
+        assert_eq!(history.get(2).map(|d| d.batch_id), Some(20));
+        assert_eq!(history.get(4), None);
+        let after = |seq| history.after(seq).iter().map(|d| d.seq).collect::<Vec<_>>();
+        assert_eq!(after(0), [1, 2, 3]);
+        assert_eq!(after(2), [3]);
+        assert!(after(3).is_empty() && after(u64::MAX).is_empty());
+        assert_eq!(history.last_seq(), 3);
+    }
+
+    #[test]
+    #[should_panic(expected = "durable seqs run on")]
+    fn a_seq_out_of_turn_is_a_bug_of_the_simulator() {
+        let mut history = History::default();
+        history.push(durable(1));
+        history.push(durable(3));
+    }
 }

@@ -352,17 +352,11 @@ impl World {
 
     /// Counts the batches made durable since the last look.
     fn ledger_durable(&mut self) {
-        for durable in self
-            .server
-            .history()
-            .range(self.ledger_seq + 1..)
-            .map(|(_, d)| d)
-        {
+        let history = self.server.history();
+        for durable in history.after(self.ledger_seq) {
             self.ledger.durable(&durable.client_id, durable.edit);
         }
-        if let Some(&last) = self.server.history().keys().next_back() {
-            self.ledger_seq = last;
-        }
+        self.ledger_seq = history.last_seq();
     }
 
     fn schedule_faults(&mut self, horizon: Millis) {
@@ -619,8 +613,8 @@ fn verdict(world: &mut World) -> Option<String> {
             ));
         }
         for (client_id, batch_id, seq) in &p.acked {
-            let durable = world.server.history().get(seq);
-            if durable.is_none_or(|d| &d.client_id != client_id || d.batch_id != *batch_id) {
+            let durable = world.server.history().get(*seq);
+            if durable.is_none_or(|d| *d.client_id != **client_id || d.batch_id != *batch_id) {
                 return Some(format!(
                     "acknowledged batch {client_id}/{batch_id} (seq {seq}) was lost"
                 ));
