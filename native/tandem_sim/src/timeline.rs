@@ -17,23 +17,28 @@
 
 use slab::Slab;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::BinaryHeap;
 use tandem_client::Millis;
 
 /// Milliseconds the ring covers from its start. A power of two, so that a
 /// time's bucket is its low bits.
 const SPAN: usize = 1024;
 
+/// No event: the end of a bucket's list, or an empty bucket.
+const NONE: usize = usize::MAX;
+
 /// Events of type `E` on a virtual clock.
 #[derive(Debug)]
 pub struct Timeline<E> {
-    /// Bucket `t % SPAN` holds the events due at `t`, for `start <= t <
-    /// start + SPAN`, each with the order it was scheduled in.
-    ring: Vec<VecDeque<(u64, E)>>,
+    /// Bucket `t % SPAN` lists the events due at `t`, for `start <= t <
+    /// start + SPAN`, in the order they were scheduled: its first and last
+    /// slot in `listed`. One slab holds every bucket's events, so that a
+    /// bucket costs no allocation of its own (a queue apiece allocated once
+    /// for each bucket a run reached, 0.6 % of the instructions).
+    ring: Vec<(usize, usize)>,
+    listed: Slab<Listed<E>>,
     /// No event in the ring is due before this.
     start: Millis,
-    /// Events in the ring.
-    in_ring: usize,
     /// (time, order scheduled, slot of the event) of every other event: the
     /// earliest on top.
     heap: BinaryHeap<Reverse<(Millis, u64, usize)>>,
@@ -42,12 +47,21 @@ pub struct Timeline<E> {
     order: u64,
 }
 
+/// An event in the ring, with the order it was scheduled in and the slot
+/// of the next one due at the same time.
+#[derive(Debug)]
+struct Listed<E> {
+    order: u64,
+    next: usize,
+    event: E,
+}
+
 impl<E> Default for Timeline<E> {
     fn default() -> Self {
         Timeline {
-            ring: (0..SPAN).map(|_| VecDeque::new()).collect(),
+            ring: vec![(NONE, NONE); SPAN],
+            listed: Slab::new(),
             start: 0,
-            in_ring: 0,
             heap: BinaryHeap::new(),
             far: Slab::new(),
             order: 0,
@@ -68,12 +82,19 @@ impl<E> Timeline<E> {
     #[inline(always)]
     pub fn at(&mut self, time: Millis, event: E) {
         self.order += 1;
+        let order = self.order;
         if time >= self.start && time - self.start < SPAN as Millis {
-            self.ring[time as usize % SPAN].push_back((self.order, event));
-            self.in_ring += 1;
+            let next = NONE;
+            let slot = self.listed.insert(Listed { order, next, event });
+            let bucket = &mut self.ring[time as usize % SPAN];
+            match bucket.1 {
+                NONE => bucket.0 = slot,
+                last => self.listed[last].next = slot,
+            }
+            bucket.1 = slot;
         } else {
             let slot = self.far.insert(event);
-            self.heap.push(Reverse((time, self.order, slot)));
+            self.heap.push(Reverse((time, order, slot)));
         }
     }
 
@@ -90,9 +111,13 @@ impl<E> Timeline<E> {
         }
         match front {
             Front::Ring => {
-                self.in_ring -= 1;
                 let bucket = &mut self.ring[time as usize % SPAN];
-                bucket.pop_front().map(|(_, event)| event)
+                let listed = self.listed.remove(bucket.0);
+                bucket.0 = listed.next;
+                if listed.next == NONE {
+                    bucket.1 = NONE;
+                }
+                Some(listed.event)
             }
             Front::Heap => {
                 let Reverse((_, _, slot)) = self.heap.pop()?;
@@ -106,10 +131,8 @@ impl<E> Timeline<E> {
     /// earlier after all goes to the heap.
     fn front(&mut self) -> Option<(Millis, Front)> {
         let ring = self.ring_front();
-        let heap = self
-            .heap
-            .peek()
-            .map(|&Reverse((time, order, _))| (time, order));
+        let heap = self.heap.peek();
+        let heap = heap.map(|&Reverse((time, order, _))| (time, order));
         match (ring, heap) {
             (Some(r), Some(h)) if h < r => Some((h.0, Front::Heap)),
             (Some((time, _)), _) => Some((time, Front::Ring)),
@@ -120,29 +143,43 @@ impl<E> Timeline<E> {
 
     /// The time and order of the ring's first event, its start moved there.
     fn ring_front(&mut self) -> Option<(Millis, u64)> {
-        if self.in_ring == 0 {
+        if self.listed.is_empty() {
             return None;
         }
         loop {
-            if let Some(&(order, _)) = self.ring[self.start as usize % SPAN].front() {
-                return Some((self.start, order));
+            match self.ring[self.start as usize % SPAN].0 {
+                NONE => self.start += 1,
+                first => return Some((self.start, self.listed[first].order)),
             }
-            self.start += 1;
         }
     }
 
     /// Every event still scheduled, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = &E> {
-        let ring = self.ring.iter().flatten().map(|(_, event)| event);
+        let ring = self.listed.iter().map(|(_, listed)| &listed.event);
         ring.chain(self.far.iter().map(|(_, event)| event))
     }
 
     /// Unschedules every event for which `keep` is false.
     pub fn retain(&mut self, mut keep: impl FnMut(&E) -> bool) {
         for bucket in &mut self.ring {
-            bucket.retain(|(_, event)| keep(event));
+            // The bucket's list walked and linked again from what stays.
+            let mut at = std::mem::replace(bucket, (NONE, NONE)).0;
+            while at != NONE {
+                let next = self.listed[at].next;
+                if keep(&self.listed[at].event) {
+                    self.listed[at].next = NONE;
+                    match bucket.1 {
+                        NONE => bucket.0 = at,
+                        last => self.listed[last].next = at,
+                    }
+                    bucket.1 = at;
+                } else {
+                    self.listed.remove(at);
+                }
+                at = next;
+            }
         }
-        self.in_ring = self.ring.iter().map(VecDeque::len).sum();
         let far = &mut self.far;
         self.heap.retain(|&Reverse((_, _, slot))| {
             let kept = keep(&far[slot]);
