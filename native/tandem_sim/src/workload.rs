@@ -27,7 +27,7 @@ pub fn next_operation(rng: &mut ChaCha8Rng, view: &Document, who: usize, serial:
     // compared by their first eight bytes as a number first, which orders
     // them as strings do, and most often settles it. They are gathered only
     // for an operation that picks one (not an undo, a redo or most adds).
-    let (mut ids, mut keys) = (Vec::new(), Vec::new());
+    let (mut ids, mut keys) = (Vec::with_capacity(view.len()), Vec::new());
     let none = view.is_empty();
     let mut pick = |rng: &mut ChaCha8Rng| {
         if ids.is_empty() {
@@ -85,6 +85,7 @@ pub fn next_operation(rng: &mut ChaCha8Rng, view: &Document, who: usize, serial:
 /// usually that one alone, are then ordered by their text.
 fn kth_smallest<'a>(ids: &[(u64, &'a str)], keys: &mut Vec<u64>, k: usize) -> &'a str {
     keys.clear();
+    keys.reserve(ids.len());
     keys.extend(ids.iter().map(|(key, _)| key));
     let key = *keys.select_nth_unstable(k).1;
     let (mut below, mut tied, mut last_tied) = (0, 0, "");
@@ -109,15 +110,21 @@ fn kth_smallest<'a>(ids: &[(u64, &'a str)], keys: &mut Vec<u64>, k: usize) -> &'
 
 /// The first eight bytes of `id`, zero-padded, big-endian: a number whose
 /// order is that of the ids' (a shorter id that the other starts with has
-/// zeros where the other has bytes).
+/// zeros where the other has bytes). A shorter id is read as two
+/// overlapping words, each byte landing where the padded copy would put it
+/// (the copy of a length known only here was a call to `memcpy` per id).
 fn leading(id: &str) -> u64 {
     let bytes = id.as_bytes();
-    let first = bytes.first_chunk().copied().unwrap_or_else(|| {
-        let mut padded = [0; 8];
-        padded[..bytes.len()].copy_from_slice(bytes);
-        padded
-    });
-    u64::from_be_bytes(first)
+    let len = bytes.len();
+    let word = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+    match len {
+        8.. => u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes")),
+        4..=7 => u64::from(word(0)) << 32 | u64::from(word(len - 4)) << (8 * (8 - len)),
+        _ => bytes
+            .iter()
+            .enumerate()
+            .fold(0, |key, (i, &b)| key | u64::from(b) << (8 * (7 - i))),
+    }
 }
 
 fn add(rng: &mut ChaCha8Rng, view: &Document, parent: Option<ObjectId>, id: ObjectId) -> Diff {
@@ -231,6 +238,19 @@ mod tests {
         for a in ids {
             for b in ids {
                 assert_eq!((leading(a), a).cmp(&(leading(b), b)), a.cmp(b), "{a} {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_ids_key_is_its_first_eight_bytes_zero_padded() {
+        for text in ["abcdefghij", "o1-2345ab", "\u{ff}\u{1}é-\u{7f}x"] {
+            for len in (0..=text.len()).filter(|&len| text.is_char_boundary(len)) {
+                let id = &text[..len];
+                let mut padded = [0; 8];
+                let n = len.min(8);
+                padded[..n].copy_from_slice(&id.as_bytes()[..n]);
+                assert_eq!(leading(id), u64::from_be_bytes(padded), "{id:?}");
             }
         }
     }
