@@ -45,6 +45,10 @@ pub struct Timeline<E> {
     /// The heap's events, in the slots its keys name.
     far: Slab<E>,
     order: u64,
+    /// The next event's time and place, once found and until it leaves or
+    /// an earlier one comes: the simulator asks when the next event is due,
+    /// then takes it, and finding it twice was 1.5 % of its instructions.
+    next: Option<(Millis, Front)>,
 }
 
 /// An event in the ring, with the order it was scheduled in and the slot
@@ -65,11 +69,13 @@ impl<E> Default for Timeline<E> {
             heap: BinaryHeap::new(),
             far: Slab::new(),
             order: 0,
+            next: None,
         }
     }
 }
 
 /// Which of the two fronts comes out next.
+#[derive(Clone, Copy, Debug)]
 enum Front {
     Ring,
     Heap,
@@ -82,6 +88,10 @@ impl<E> Timeline<E> {
     #[inline(always)]
     pub fn at(&mut self, time: Millis, event: E) {
         self.order += 1;
+        // One due at the same time as the next comes after it.
+        if self.next.is_some_and(|(next, _)| time < next) {
+            self.next = None;
+        }
         let order = self.order;
         if time >= self.start && time - self.start < SPAN as Millis {
             let next = NONE;
@@ -109,6 +119,7 @@ impl<E> Timeline<E> {
         if time > now {
             return None;
         }
+        self.next = None;
         match front {
             Front::Ring => {
                 let bucket = &mut self.ring[time as usize % SPAN];
@@ -126,10 +137,18 @@ impl<E> Timeline<E> {
         }
     }
 
-    /// The time and place of the next event. Moves the ring's start up to
-    /// its first event: no event is due earlier there, and one scheduled
-    /// earlier after all goes to the heap.
+    /// The time and place of the next event.
     fn front(&mut self) -> Option<(Millis, Front)> {
+        if self.next.is_none() {
+            self.next = self.find_front();
+        }
+        self.next
+    }
+
+    /// [`Timeline::front`] looked for. Moves the ring's start up to its
+    /// first event: no event is due earlier there, and one scheduled
+    /// earlier after all goes to the heap.
+    fn find_front(&mut self) -> Option<(Millis, Front)> {
         let ring = self.ring_front();
         let heap = self.heap.peek();
         let heap = heap.map(|&Reverse((time, order, _))| (time, order));
@@ -162,6 +181,7 @@ impl<E> Timeline<E> {
 
     /// Unschedules every event for which `keep` is false.
     pub fn retain(&mut self, mut keep: impl FnMut(&E) -> bool) {
+        self.next = None;
         for bucket in &mut self.ring {
             // The bucket's list walked and linked again from what stays.
             let mut at = std::mem::replace(bucket, (NONE, NONE)).0;
@@ -200,13 +220,19 @@ mod tests {
     fn events_come_out_by_time_then_in_the_order_scheduled() {
         // A scrambled schedule with many events at the same times, popped
         // while more are scheduled (so slots and buckets are reused),
-        // against a sorted set of (time, order) as the model.
+        // against a sorted set of (time, order scheduled) as the model.
         let mut timeline = Timeline::default();
         let mut model = BTreeSet::new();
+        let mut order = 0u64;
+        let mut schedule = |timeline: &mut Timeline<u64>, model: &mut BTreeSet<_>, time| {
+            order += 1;
+            timeline.at(time, order);
+            model.insert((time, order));
+        };
         let mut now = 0;
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
         let mut popped = 0;
-        for n in 0..20_000u64 {
+        for _ in 0..20_000 {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
@@ -217,19 +243,21 @@ mod tests {
                 1 => now.saturating_sub(x % 5),
                 _ => now + x % 8,
             };
-            timeline.at(time, n);
-            model.insert((time, n));
+            schedule(&mut timeline, &mut model, time);
             if x % 3 == 0 {
                 now += 1;
                 if x % 7 == 0 {
-                    // A look ahead moves the ring's start past `now`.
+                    // A look ahead moves the ring's start past `now`...
                     let next = model.first().map(|&(time, _)| time);
                     assert_eq!(timeline.next_time(), next);
+                    // ...and an event comes due before the one just found,
+                    // or at the same time.
+                    schedule(&mut timeline, &mut model, now - x % 2);
                 }
                 loop {
                     let due = model.first().copied().filter(|&(time, _)| time <= now);
                     let got = timeline.pop_due(now);
-                    assert_eq!(got, due.map(|(_, n)| n), "at {now}");
+                    assert_eq!(got, due.map(|(_, order)| order), "at {now}");
                     let Some(due) = due else { break };
                     model.remove(&due);
                     popped += 1;
@@ -237,13 +265,13 @@ mod tests {
             }
         }
         while let Some(time) = timeline.next_time() {
-            let (want, n) = model.pop_first().expect("the model has it too");
+            let (want, order) = model.pop_first().expect("the model has it too");
             assert_eq!(time, want);
-            assert_eq!(timeline.pop_due(time), Some(n));
+            assert_eq!(timeline.pop_due(time), Some(order));
             popped += 1;
         }
         assert!(model.is_empty());
-        assert_eq!(popped, 20_000);
+        assert!(popped > 20_000);
         assert_eq!(timeline.iter().count(), 0);
     }
 
