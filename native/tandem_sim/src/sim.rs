@@ -21,7 +21,6 @@ use crate::timeline::Timeline;
 use crate::workload::{next_operation, Operation};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rustc_hash::FxHashMap;
 use std::collections::BTreeSet;
 use std::rc::Rc;
 use tandem_client::{Client, Config, Event, Millis};
@@ -106,14 +105,55 @@ struct Peer {
     acked: Vec<(String, u64, u64)>,
 }
 
+/// A connection's link between a client and the server.
+struct Link {
+    peer: usize,
+    /// When the last frame each way arrives: a frame never overtakes one
+    /// sent before it on the same link.
+    to_server: Millis,
+    to_client: Millis,
+    /// Nothing arrives before this (a stalled link).
+    stalled_until: Millis,
+}
+
+/// The open links, by connection id. Ids are handed out one after another
+/// from 1, so a link's place is its id: a vector, where a hash map's
+/// lookups on every frame sent and delivered were 0.5 % of the run.
+#[derive(Default)]
+struct Links(Vec<Option<Link>>);
+
+impl Links {
+    fn open(&mut self, conn: ConnId, peer: usize) {
+        let at = conn as usize;
+        if self.0.len() <= at {
+            self.0.resize_with(at + 1, || None);
+        }
+        self.0[at] = Some(Link {
+            peer,
+            to_server: 0,
+            to_client: 0,
+            stalled_until: 0,
+        });
+    }
+
+    fn get_mut(&mut self, conn: ConnId) -> Option<&mut Link> {
+        self.0.get_mut(conn as usize)?.as_mut()
+    }
+
+    fn remove(&mut self, conn: ConnId) {
+        if let Some(link) = self.0.get_mut(conn as usize) {
+            *link = None;
+        }
+    }
+}
+
 struct World {
     now: Millis,
     rng: ChaCha8Rng,
     queue: Timeline<Ev>,
     server: SimServer,
     peers: Vec<Peer>,
-    /// conn → (peer, last delivery time to the server, to the client, stalled until)
-    links: FxHashMap<ConnId, (usize, Millis, Millis, Millis)>,
+    links: Links,
     next_conn: ConnId,
     commit_scheduled: bool,
     faults: bool,
@@ -161,21 +201,21 @@ impl World {
     fn send(&mut self, conn: ConnId, frame: Ev) {
         let lat = self.latency();
         let now = self.now;
-        let Some(link) = self.links.get_mut(&conn) else {
+        let Some(link) = self.links.get_mut(conn) else {
             return;
         };
         let last = match frame {
-            Ev::ToServer(..) => &mut link.1,
-            _ => &mut link.2,
+            Ev::ToServer(..) => &mut link.to_server,
+            _ => &mut link.to_client,
         };
-        let at = (now + lat).max(*last).max(link.3);
+        let at = (now + lat).max(*last).max(link.stalled_until);
         *last = at;
         self.queue.at(at, frame);
     }
 
     fn cut(&mut self, peer: usize) {
         if let Some(conn) = self.peers[peer].conn.take() {
-            self.links.remove(&conn);
+            self.links.remove(conn);
             self.server.disconnected(conn);
             self.peers[peer].client.handle_disconnected(self.now);
             self.counters.reconnects += 1;
@@ -193,7 +233,7 @@ impl World {
         if self.peers[peer].client.poll_close() {
             // The client already considers itself disconnected.
             if let Some(conn) = self.peers[peer].conn.take() {
-                self.links.remove(&conn);
+                self.links.remove(conn);
                 self.server.disconnected(conn);
                 self.counters.reconnects += 1;
             }
@@ -250,13 +290,13 @@ impl World {
     fn handle(&mut self, ev: Ev) {
         match ev {
             Ev::ToServer(conn, frame) => {
-                if self.links.contains_key(&conn) {
+                if self.links.get_mut(conn).is_some() {
                     let out = self.server.receive(conn, &frame);
                     self.deliver_outgoing(out);
                 }
             }
             Ev::ToClient(conn, frame) => {
-                if let Some(&(peer, ..)) = self.links.get(&conn) {
+                if let Some(&mut Link { peer, .. }) = self.links.get_mut(conn) {
                     self.peers[peer].client.handle_frame(self.now, &frame);
                     self.pump(peer);
                 }
@@ -264,7 +304,7 @@ impl World {
             Ev::Opened(peer, generation, conn) => {
                 // A connection opened for a client that has since restarted is dropped.
                 if self.peers[peer].conn.is_none() && self.peers[peer].generation == generation {
-                    self.links.insert(conn, (peer, 0, 0, 0));
+                    self.links.open(conn, peer);
                     self.peers[peer].conn = Some(conn);
                     self.peers[peer].client.handle_connected(self.now);
                     self.pump(peer);
@@ -311,8 +351,8 @@ impl World {
             Ev::Stall(peer) => {
                 let length = self.rng.random_range(500..5_000);
                 if let Some(conn) = self.peers[peer].conn {
-                    if let Some(link) = self.links.get_mut(&conn) {
-                        link.3 = self.now + length;
+                    if let Some(link) = self.links.get_mut(conn) {
+                        link.stalled_until = self.now + length;
                     }
                 }
             }
@@ -511,7 +551,7 @@ pub fn run(config: &SimConfig) -> Report {
         queue: Timeline::default(),
         server: SimServer::new(PROJECT),
         peers,
-        links: FxHashMap::default(),
+        links: Links::default(),
         next_conn: 0,
         commit_scheduled: false,
         faults: config.faults,
