@@ -262,7 +262,8 @@ impl Document {
     /// Runs `apply` on diffs that passed, on an earlier application, the
     /// checks that depend on nothing but the diff (an id's, a name's and a
     /// value's limits, a reserved attribute's type): a client's pending
-    /// batches applied again, and the inverses the document wrote itself.
+    /// batches applied again, the inverses the document wrote itself, and
+    /// the server's batches, which the room checked.
     /// Those are skipped; everything that depends on the document (a
     /// missing target or parent, a cycle, a count) is judged as ever.
     pub(crate) fn prechecked<R>(&mut self, apply: impl FnOnce(&mut Document) -> R) -> R {

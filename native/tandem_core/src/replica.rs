@@ -6,7 +6,8 @@
 //! One document holds the local view. A rebase unwinds the pending batches
 //! with their inverses (newest first), which leaves exactly the confirmed
 //! document; applies the server's batches (checking each checksum there, on
-//! the confirmed state); drops the pending batches they acknowledge; and
+//! the confirmed state, and not the limits of each diff on its own, which
+//! the room judged); drops the pending batches they acknowledge; and
 //! re-applies the rest, recording fresh inverses.
 //!
 //! The re-application is lazy: it happens when the view is next read or
@@ -250,7 +251,11 @@ impl Replica {
                 let own = b.client_id == self.client_id;
                 (b.seq, b.checksum, own.then_some(b.batch_id))
             };
-            batch.apply_quietly(&mut self.doc);
+            // The room judged each diff's own limits before sequencing it,
+            // and its judgement is the one every replica must share: one
+            // refusing what the room accepted (say, under other limits)
+            // would only diverge and resync to it.
+            self.doc.prechecked(|doc| batch.apply_quietly(doc));
             self.seq = seq;
             received.check(seq, checksum, self.doc.running_checksum());
             if let Some(batch_id) = own_batch_id {

@@ -446,6 +446,53 @@ fn replica_rebases_its_pending_edits_over_server_batches() {
 }
 
 #[test]
+fn replica_applies_what_the_room_accepted_even_beyond_its_own_limits() {
+    // A room with roomier limits than the replica's own document: the
+    // replica takes the room's judgement of each diff, and converges.
+    let roomy = Limits {
+        max_id_bytes: 64,
+        max_key_bytes: 64,
+        max_value_bytes: 4_096,
+        ..Limits::default()
+    };
+    let strict = Limits {
+        max_id_bytes: 8,
+        max_key_bytes: 8,
+        max_value_bytes: 64,
+        ..Limits::default()
+    };
+    let mut room = Room::new(roomy, LogBounds::default());
+    let mut me = Replica::new("me", 0, Document::new(strict.clone()), 1);
+    let mut strict_doc = Document::new(strict);
+    strict_doc.apply_batch(vec![add("o", &[])]);
+    let big = Value::from("v".repeat(200));
+    let beyond = [
+        (
+            add("an-id-of-more-than-eight-bytes", &[]),
+            DropReason::InvalidId,
+        ),
+        (Diff::set("o", "name", Some(big)), DropReason::ValueTooLarge),
+        (
+            Diff::set("o", "a-long-key", Some(1.into())),
+            DropReason::InvalidKey,
+        ),
+    ];
+    let beyond = beyond.into_iter().map(|(diff, reason)| {
+        assert_eq!(dropped(&mut strict_doc, diff.clone()), reason, "{diff:?}");
+        diff
+    });
+    for (batch_id, diff) in (1..).zip([add("o", &[])].into_iter().chain(beyond)) {
+        let Submitted::Accepted { batch, .. } = submit(&mut room, "them", batch_id, vec![diff])
+        else {
+            panic!("the room accepts it")
+        };
+        let received = me.receive([batch.as_ref()]).unwrap();
+        assert_eq!(received.mismatch, None);
+    }
+    assert_eq!(me.document(), room.document());
+}
+
+#[test]
 fn replica_drops_refused_batches_and_acks_after_a_resync() {
     let mut room = Room::new(Limits::default(), LogBounds::default());
     let mut me = Replica::new("me", 0, Document::default(), 1);
