@@ -6,24 +6,29 @@
 //! its ref up, and a sorted map compared ref strings all the way down (a
 //! reply's removal cost five hundred instructions). What goes out in ref
 //! order (expiries, a disconnect's drain), both rare, is sorted then.
+//!
+//! The deadlines are a sorted vector: a client has a few pushes in flight
+//! at once, mostly sent at distinct times, and a B-tree map allocated its
+//! node again each time the count went from none to one (a third of a
+//! reply's handling), where the vector keeps its room.
 
 use crate::Millis;
 use rustc_hash::FxHashMap;
-use std::collections::BTreeMap;
 
 #[derive(Debug)]
 pub(crate) struct Outstanding<W> {
     by_ref: FxHashMap<String, (W, Millis)>,
-    /// How many pushes are due at each deadline: enough to know the earliest
-    /// without copying refs. Expiries, which are rare, look through `by_ref`.
-    deadlines: BTreeMap<Millis, usize>,
+    /// How many pushes are due at each deadline, earliest first: enough to
+    /// know the earliest without copying refs. Expiries, which are rare,
+    /// look through `by_ref`.
+    deadlines: Vec<(Millis, usize)>,
 }
 
 impl<W> Default for Outstanding<W> {
     fn default() -> Self {
         Outstanding {
             by_ref: FxHashMap::default(),
-            deadlines: BTreeMap::new(),
+            deadlines: Vec::new(),
         }
     }
 }
@@ -33,7 +38,10 @@ impl<W> Outstanding<W> {
         if let Some((_, old)) = self.by_ref.insert(ref_, (what, deadline)) {
             self.forget_deadline(old);
         }
-        *self.deadlines.entry(deadline).or_default() += 1;
+        match self.deadline_at(deadline) {
+            Ok(at) => self.deadlines[at].1 += 1,
+            Err(at) => self.deadlines.insert(at, (deadline, 1)),
+        }
     }
 
     pub(crate) fn remove(&mut self, ref_: &str) -> Option<W> {
@@ -43,12 +51,18 @@ impl<W> Outstanding<W> {
     }
 
     fn forget_deadline(&mut self, deadline: Millis) {
-        if let Some(count) = self.deadlines.get_mut(&deadline) {
-            *count -= 1;
-            if *count == 0 {
-                self.deadlines.remove(&deadline);
+        if let Ok(at) = self.deadline_at(deadline) {
+            self.deadlines[at].1 -= 1;
+            if self.deadlines[at].1 == 0 {
+                self.deadlines.remove(at);
             }
         }
+    }
+
+    /// Where `deadline` is in `deadlines`, or where it would go.
+    fn deadline_at(&self, deadline: Millis) -> Result<usize, usize> {
+        self.deadlines
+            .binary_search_by_key(&deadline, |&(at, _)| at)
     }
 
     pub(crate) fn get(&self, ref_: &str) -> Option<&W> {
@@ -61,9 +75,7 @@ impl<W> Outstanding<W> {
 
     /// The earliest deadline of all.
     pub(crate) fn next_deadline(&self) -> Option<Millis> {
-        self.deadlines
-            .first_key_value()
-            .map(|(deadline, _)| *deadline)
+        self.deadlines.first().map(|&(deadline, _)| deadline)
     }
 
     /// Removes the pushes due at `now` that `expires` accepts, in ref order.
@@ -123,5 +135,28 @@ mod tests {
         o.insert("1".into(), 'x', 5);
         assert_eq!(o.drain().collect::<Vec<_>>(), [("1".into(), 'x')]);
         assert_eq!(o.next_deadline(), None);
+    }
+
+    #[test]
+    fn the_next_deadline_is_the_earliest_of_many_shared_and_moved_ones() {
+        // Deadlines repeated, moved and removed in a scrambled order,
+        // against the earliest of what the model holds.
+        let mut o = Outstanding::default();
+        let mut model = std::collections::HashMap::new();
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..2_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let ref_ = (x % 40).to_string();
+            if x % 3 == 0 {
+                assert_eq!(o.remove(&ref_), model.remove(&ref_).map(|_| ()));
+            } else {
+                let deadline = x % 16;
+                o.insert(ref_.clone(), (), deadline);
+                model.insert(ref_, deadline);
+            }
+            assert_eq!(o.next_deadline(), model.values().min().copied());
+        }
     }
 }
