@@ -302,7 +302,7 @@ impl Replica {
         self.doc.prechecked(|doc| doc.apply_quietly(pending.diffs));
         received.check(seq, checksum, self.doc.running_checksum());
         self.seq = seq;
-        received.acked.push(batch_id);
+        received.acked = vec![batch_id];
         Some(Ok(received))
     }
 

@@ -204,7 +204,9 @@ impl SimServer {
         // Room for each reply and each member's copy of each broadcast:
         // grown a frame at a time, it was reallocated several times a commit.
         let mut out = Vec::with_capacity(self.held.len() * (1 + self.members.len()));
-        for held in std::mem::take(&mut self.held) {
+        // Drained, not taken, so that the queue keeps its room.
+        let mut waiting = std::mem::take(&mut self.held);
+        for held in waiting.drain(..) {
             if let Some(batch) = &held.broadcast {
                 self.broadcast(batch, &mut out);
             }
@@ -215,6 +217,7 @@ impl SimServer {
                 frame: Rc::new(frame),
             });
         }
+        self.held = waiting;
         out
     }
 
@@ -313,7 +316,11 @@ impl SimServer {
             Vec::new()
         };
         let payload = (payload, pushed);
-        out.extend(self.dispatch(conn, join_ref, ref_, topic, event, payload));
+        let answer = self.dispatch(conn, join_ref, ref_, topic, event, payload);
+        if out.is_empty() {
+            return answer;
+        }
+        out.extend(answer);
         out
     }
 
