@@ -2,7 +2,7 @@
 //! current local view, so that edits collide the way people's do: the same
 //! objects, the same z slots, subtrees others are deleting.
 
-use compact_str::format_compact;
+use compact_str::CompactString;
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use tandem_core::diff::{PARENT, Z};
@@ -44,7 +44,7 @@ pub fn next_operation(rng: &mut ChaCha8Rng, view: &Document, who: usize, serial:
     let roll = rng.random_range(0..100);
     if none || roll < 25 {
         let parent = (!none && rng.random_bool(0.4)).then(|| pick(rng));
-        let id = format_compact!("o{who}-{serial}");
+        let id = object_id('o', who, serial);
         return Operation::Edit(vec![add(rng, view, parent, id)]);
     }
     match roll {
@@ -68,8 +68,8 @@ pub fn next_operation(rng: &mut ChaCha8Rng, view: &Document, who: usize, serial:
         }
         82..=86 => {
             // A group: a new parent and a child in one batch.
-            let parent = format_compact!("g{who}-{serial}");
-            let id = format_compact!("c{who}-{serial}");
+            let parent = object_id('g', who, serial);
+            let id = object_id('c', who, serial);
             let child = add(rng, view, Some(parent.clone()), id);
             Operation::Edit(vec![add(rng, view, None, parent), child])
         }
@@ -127,9 +127,33 @@ fn leading(id: &str) -> u64 {
     }
 }
 
+/// `{kind}{who}-{serial}`, written without the formatting machinery, which
+/// took 1.7 % of the fuzzer's instructions for the workload's few strings.
+fn object_id(kind: char, who: usize, serial: u64) -> ObjectId {
+    let mut id = CompactString::default();
+    id.push(kind);
+    id.push_str(itoa::Buffer::new().format(who));
+    id.push('-');
+    id.push_str(itoa::Buffer::new().format(serial));
+    id
+}
+
+/// `#` and six lowercase hex digits, zero-padded, of `rgb` (below 2^24).
+fn colour_hex(rgb: i32) -> CompactString {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = CompactString::const_new("#");
+    for shift in (0..6).rev() {
+        let digit = (rgb >> (4 * shift)) & 0xf;
+        text.push(char::from(DIGITS[digit as usize]));
+    }
+    text
+}
+
 fn add(rng: &mut ChaCha8Rng, view: &Document, parent: Option<ObjectId>, id: ObjectId) -> Diff {
     let mut attrs = Attrs::new();
-    attrs.insert("name".into(), format_compact!("layer {id}").into());
+    let mut name = CompactString::const_new("layer ");
+    name.push_str(&id);
+    attrs.insert("name".into(), name.into());
     attrs.insert("color".into(), random_value(rng));
     let siblings = view.children(parent.as_deref());
     let z = match siblings.clone().last() {
@@ -180,7 +204,7 @@ fn random_sibling<'a>(rng: &mut ChaCha8Rng, mut siblings: Children<'a>) -> &'a s
 fn random_value(rng: &mut ChaCha8Rng) -> Value {
     match rng.random_range(0..3) {
         0 => rng.random_range(0..1000i32).into(),
-        1 => format_compact!("#{:06x}", rng.random_range(0..0xffffffi32)).into(),
+        1 => colour_hex(rng.random_range(0..0xffffffi32)).into(),
         _ => {
             let r = rng.random_range(0..256i32);
             let g = rng.random_range(0..256i32);
@@ -194,7 +218,7 @@ fn random_value(rng: &mut ChaCha8Rng) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use super::{kth_smallest, leading};
+    use super::{colour_hex, kth_smallest, leading, object_id};
 
     #[test]
     fn the_kth_smallest_id_is_the_kth_in_string_order() {
@@ -252,6 +276,21 @@ mod tests {
                 padded[..n].copy_from_slice(&id.as_bytes()[..n]);
                 assert_eq!(leading(id), u64::from_be_bytes(padded), "{id:?}");
             }
+        }
+    }
+
+    #[test]
+    fn ids_and_colours_are_written_as_the_format_strings_write_them() {
+        for (who, serial) in [(0, 1), (3, 45), (1_002, 999_999), (usize::MAX, u64::MAX)] {
+            for kind in ['o', 'g', 'c'] {
+                assert_eq!(
+                    object_id(kind, who, serial),
+                    format!("{kind}{who}-{serial}")
+                );
+            }
+        }
+        for rgb in [0, 1, 0xabc, 0x0f_0f0f, 0xff_fffe] {
+            assert_eq!(colour_hex(rgb), format!("#{rgb:06x}"));
         }
     }
 }
