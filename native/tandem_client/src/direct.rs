@@ -97,10 +97,13 @@ pub(crate) fn ack(text: &str) -> Option<(&str, Accepted)> {
     } else if c.eat(",\"snapshot\":{").is_some() {
         State::Snapshot(Some(c.snapshot()?))
     } else {
-        c.eat(",\"amended\":")?;
-        c.value(0)?;
-        c.eat(",\"dropped\":")?;
-        c.value(0)?;
+        // Read to be sure they are JSON; mostly none, stepped over.
+        for field in [",\"amended\":", ",\"dropped\":"] {
+            c.eat(field)?;
+            if c.eat("[]").is_none() {
+                c.value(0)?;
+            }
+        }
         State::Nothing
     };
     c.end("}}]")?;
