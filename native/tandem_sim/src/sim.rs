@@ -99,10 +99,12 @@ enum Ev {
 
 struct Peer {
     client: Client,
+    /// The client's id, shared by each of its acks below.
+    id: Rc<str>,
     conn: Option<ConnId>,
     generation: u64,
     ops_left: usize,
-    acked: Vec<(String, u64, u64)>,
+    acked: Vec<(Rc<str>, u64, u64)>,
 }
 
 /// A connection's link between a client and the server.
@@ -253,8 +255,8 @@ impl World {
         while let Some(event) = self.peers[peer].client.poll_event() {
             match event {
                 Event::Acked { batch_id, seq } => {
-                    let id = self.peers[peer].client.config().client_id.clone();
-                    self.peers[peer].acked.push((id, batch_id, seq));
+                    let p = &mut self.peers[peer];
+                    p.acked.push((Rc::clone(&p.id), batch_id, seq));
                 }
                 Event::Mismatch { .. } => {
                     self.counters.mismatches_seen += 1;
@@ -364,6 +366,7 @@ impl World {
                 self.dead.insert(p.client.config().client_id.clone());
                 p.generation += 1;
                 let id = format!("client-{peer}-{}", p.generation);
+                p.id = id.as_str().into();
                 let seed = self.rng.random();
                 p.client = Client::new(client_config(PROJECT, id, seed), self.now);
                 self.pump(peer);
@@ -534,15 +537,16 @@ fn stats_of(client: &Client) -> Counters {
 pub fn run(config: &SimConfig) -> Report {
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let peers = (0..config.clients)
-        .map(|i| Peer {
-            client: Client::new(
-                client_config(PROJECT, format!("client-{i}-0"), rng.random()),
-                0,
-            ),
-            conn: None,
-            generation: 0,
-            ops_left: config.ops,
-            acked: Vec::new(),
+        .map(|i| {
+            let id = format!("client-{i}-0");
+            Peer {
+                id: id.as_str().into(),
+                client: Client::new(client_config(PROJECT, id, rng.random()), 0),
+                conn: None,
+                generation: 0,
+                ops_left: config.ops,
+                acked: Vec::new(),
+            }
         })
         .collect();
     let mut world = World {
@@ -654,7 +658,7 @@ fn verdict(world: &mut World) -> Option<String> {
         }
         for (client_id, batch_id, seq) in &p.acked {
             let durable = world.server.history().get(*seq);
-            if durable.is_none_or(|d| *d.client_id != **client_id || d.batch_id != *batch_id) {
+            if durable.is_none_or(|d| d.client_id != *client_id || d.batch_id != *batch_id) {
                 return Some(format!(
                     "acknowledged batch {client_id}/{batch_id} (seq {seq}) was lost"
                 ));
