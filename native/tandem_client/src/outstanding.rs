@@ -102,8 +102,10 @@ impl<W> Outstanding<W> {
     /// Removes every push, in ref order.
     pub(crate) fn drain(&mut self) -> impl Iterator<Item = (String, W)> {
         self.deadlines.clear();
-        let mut all: Vec<(String, W)> = std::mem::take(&mut self.by_ref)
-            .into_iter()
+        // Drained, not taken: the map keeps its room for the next pushes.
+        let mut all: Vec<(String, W)> = self
+            .by_ref
+            .drain()
             .map(|(ref_, (what, _))| (ref_, what))
             .collect();
         all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
