@@ -99,6 +99,8 @@ impl Mix {
         }
     }
 
+    /// A value: strings and numbers, nearly all of them, inline; the rest
+    /// out of line.
     #[inline(always)]
     fn value(&mut self, value: &Value) {
         match value {
@@ -106,19 +108,6 @@ impl Mix {
                 self.word(16);
                 self.text(text);
             }
-            Value::Number(n) if n.is_u64() => {
-                self.word(13);
-                self.word(n.as_u64().expect("a u64"));
-            }
-            _ => self.other_value(value),
-        }
-    }
-
-    #[inline(never)]
-    fn other_value(&mut self, value: &Value) {
-        match value {
-            Value::Null => self.word(10),
-            Value::Bool(b) => self.word(11 + u64::from(*b)),
             Value::Number(n) => match (n.as_u64(), n.as_i64()) {
                 (Some(u), _) => {
                     self.word(13);
@@ -133,10 +122,16 @@ impl Mix {
                     self.word(n.as_f64().unwrap_or(f64::NAN).to_bits());
                 }
             },
-            Value::String(text) => {
-                self.word(16);
-                self.text(text);
-            }
+            _ => self.other_value(value),
+        }
+    }
+
+    /// A literal, an array or an object.
+    #[inline(never)]
+    fn other_value(&mut self, value: &Value) {
+        match value {
+            Value::Null => self.word(10),
+            Value::Bool(b) => self.word(11 + u64::from(*b)),
             Value::Array(items) => {
                 self.word(17);
                 self.word(items.len() as u64);
@@ -150,6 +145,7 @@ impl Mix {
                     self.value(value);
                 }
             }
+            Value::String(_) | Value::Number(_) => self.value(value),
         }
     }
 
